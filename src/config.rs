@@ -1,0 +1,395 @@
+//! `mirror.toml`: the schema and its validation.
+//!
+//! Every table rejects unknown keys, so a typo (`architecture = …`) is an error that names the
+//! key instead of a mirror that silently syncs nothing. Paths are resolved against the config
+//! file's directory so a config can be moved together with its keyrings.
+//!
+//! Planned growth (Translation, Contents, dep11, filters, schedule) lands as new optional keys
+//! on [`MirrorConfig`] and new tables beside `[sync]`, never as positional flags.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors found while reading `mirror.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration file, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory holding every mirror's tree.
+    pub root: PathBuf,
+    pub sync: SyncConfig,
+    pub serve: ServeConfig,
+    pub mirrors: Vec<MirrorConfig>,
+}
+
+/// Tuning of the sync engine; shared by every mirror of one config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    pub concurrency: usize,
+    pub retries: u32,
+    pub retry_delay_ms: u64,
+    pub timeout_secs: u64,
+    pub max_delete: MaxDelete,
+    pub by_hash_generations: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            concurrency: 8,
+            retries: 4,
+            retry_delay_ms: 500,
+            timeout_secs: 60,
+            max_delete: MaxDelete::Percent(10),
+            by_hash_generations: 3,
+        }
+    }
+}
+
+impl SyncConfig {
+    pub fn retry_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_delay_ms)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+/// The most files one run may delete without `--force-delete`: guards against an upstream that
+/// suddenly lists nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxDelete {
+    Percent(u8),
+    Count(u64),
+}
+
+impl MaxDelete {
+    /// How many deletions are allowed out of `total` files known before the run.
+    pub fn limit(self, total: u64) -> u64 {
+        match self {
+            MaxDelete::Count(n) => n,
+            MaxDelete::Percent(p) => total * u64::from(p) / 100,
+        }
+    }
+}
+
+impl fmt::Display for MaxDelete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaxDelete::Percent(p) => write!(f, "{p}%"),
+            MaxDelete::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxDelete {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => Ok(MaxDelete::Count(n)),
+            Raw::Text(s) => parse_max_delete(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_max_delete(s: &str) -> Result<MaxDelete, String> {
+    let bad = || format!("expected a count (500) or a percentage (\"10%\"), got {s:?}");
+    if let Some(p) = s.trim().strip_suffix('%') {
+        let p: u8 = p.trim().parse().map_err(|_| bad())?;
+        if p > 100 {
+            return Err(bad());
+        }
+        Ok(MaxDelete::Percent(p))
+    } else {
+        s.trim().parse().map(MaxDelete::Count).map_err(|_| bad())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    pub listen: String,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".to_string(),
+        }
+    }
+}
+
+/// One upstream archive mirrored into `<root>/<name>`.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    pub name: String,
+    /// Upstream base URL, always ending in `/` so joins append.
+    pub upstream: reqwest::Url,
+    pub suites: Vec<String>,
+    pub components: Vec<String>,
+    pub architectures: Vec<String>,
+    pub keyrings: Vec<PathBuf>,
+    pub sources: bool,
+}
+
+impl MirrorConfig {
+    /// The mirror's tree: `<root>/<name>`.
+    pub fn tree(&self, root: &Path) -> PathBuf {
+        root.join(&self.name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    root: PathBuf,
+    #[serde(default)]
+    sync: SyncConfig,
+    #[serde(default)]
+    serve: ServeConfig,
+    #[serde(default)]
+    mirror: Vec<RawMirror>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMirror {
+    name: String,
+    upstream: String,
+    suites: Vec<String>,
+    components: Vec<String>,
+    architectures: Vec<String>,
+    keyring: OneOrMany,
+    #[serde(default)]
+    sources: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, path, base)
+    }
+
+    /// Parses config text; `path` is only used in messages, `base` resolves relative paths.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        let sync = raw.sync;
+        if sync.concurrency == 0 || sync.concurrency > 256 {
+            return Err(invalid(
+                "sync.concurrency".into(),
+                format!("must be 1..=256, got {}", sync.concurrency),
+            ));
+        }
+        if sync.timeout_secs == 0 {
+            return Err(invalid("sync.timeout_secs".into(), "must be > 0".into()));
+        }
+        if sync.by_hash_generations == 0 {
+            return Err(invalid(
+                "sync.by_hash_generations".into(),
+                "must be >= 1 (the current generation)".into(),
+            ));
+        }
+        if raw.mirror.is_empty() {
+            return Err(invalid(
+                "mirror".into(),
+                "no [[mirror]] entries: nothing to do".into(),
+            ));
+        }
+        let mut mirrors = Vec::with_capacity(raw.mirror.len());
+        for (i, m) in raw.mirror.into_iter().enumerate() {
+            let key = |k: &str| format!("mirror[{i}].{k}");
+            if !valid_name(&m.name) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} must be non-empty [A-Za-z0-9._-], not starting with '.'", m.name),
+                ));
+            }
+            if mirrors.iter().any(|o: &MirrorConfig| o.name == m.name) {
+                return Err(invalid(key("name"), format!("{:?} is used twice", m.name)));
+            }
+            let mut upstream = reqwest::Url::parse(&m.upstream)
+                .map_err(|e| invalid(key("upstream"), format!("{:?}: {e}", m.upstream)))?;
+            if !matches!(upstream.scheme(), "http" | "https") {
+                return Err(invalid(
+                    key("upstream"),
+                    format!("{:?}: only http:// and https:// are supported", m.upstream),
+                ));
+            }
+            if upstream.query().is_some() || upstream.fragment().is_some() {
+                return Err(invalid(
+                    key("upstream"),
+                    format!("{:?}: must not have a query or fragment", m.upstream),
+                ));
+            }
+            if !upstream.path().ends_with('/') {
+                let p = format!("{}/", upstream.path());
+                upstream.set_path(&p);
+            }
+            check_list(&m.suites, &key("suites"), valid_suite).map_err(|msg| invalid(key("suites"), msg))?;
+            check_list(&m.components, &key("components"), valid_suite)
+                .map_err(|msg| invalid(key("components"), msg))?;
+            check_list(&m.architectures, &key("architectures"), valid_name)
+                .map_err(|msg| invalid(key("architectures"), msg))?;
+            let keyrings: Vec<PathBuf> = match m.keyring {
+                OneOrMany::One(p) => vec![p],
+                OneOrMany::Many(v) => v,
+            }
+            .into_iter()
+            .map(|p| base.join(p))
+            .collect();
+            if keyrings.is_empty() {
+                return Err(invalid(key("keyring"), "at least one keyring is required".into()));
+            }
+            for k in &keyrings {
+                if !k.is_file() {
+                    return Err(invalid(
+                        key("keyring"),
+                        format!("{}: no such file", k.display()),
+                    ));
+                }
+            }
+            mirrors.push(MirrorConfig {
+                name: m.name,
+                upstream,
+                suites: m.suites,
+                components: m.components,
+                architectures: m.architectures,
+                keyrings,
+                sources: m.sources,
+            });
+        }
+        Ok(Config {
+            root: base.join(raw.root),
+            sync,
+            serve: raw.serve,
+            mirrors,
+        })
+    }
+}
+
+fn check_list(items: &[String], _key: &str, ok: fn(&str) -> bool) -> Result<(), String> {
+    if items.is_empty() {
+        return Err("must list at least one entry".into());
+    }
+    for item in items {
+        if !ok(item) {
+            return Err(format!("{item:?} is not a valid name"));
+        }
+    }
+    Ok(())
+}
+
+/// Mirror names and architectures: one safe path component.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+}
+
+/// Suites and components may hold a `/` (`bookworm/updates`, `updates/main`) but each part must
+/// be a safe component.
+fn valid_suite(s: &str) -> bool {
+    s.split('/').all(valid_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.gpg"), b"x").unwrap();
+        Config::parse(text, Path::new("mirror.toml"), dir.path())
+    }
+
+    const GOOD: &str = r#"
+root = "srv"
+[[mirror]]
+name = "debian"
+upstream = "http://127.0.0.1:1/debian"
+suites = ["bookworm"]
+components = ["main"]
+architectures = ["amd64"]
+keyring = "k.gpg"
+"#;
+
+    #[test]
+    fn good_config_has_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.sync.concurrency, 8);
+        assert_eq!(c.sync.max_delete, MaxDelete::Percent(10));
+        assert_eq!(c.mirrors[0].upstream.as_str(), "http://127.0.0.1:1/debian/");
+        assert!(c.root.ends_with("srv"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (GOOD.replace("suites", "suite"), "suite"),
+            (GOOD.replace("k.gpg", "missing.gpg"), "mirror[0].keyring"),
+            (GOOD.replace("http://127.0.0.1:1/debian", "ftp://x/"), "mirror[0].upstream"),
+            (GOOD.replace("\"debian\"", "\"../x\""), "mirror[0].name"),
+            (GOOD.replace("[\"main\"]", "[\"../main\"]"), "mirror[0].components"),
+            (format!("{GOOD}\n[sync]\nconcurrency = 0\n"), "sync.concurrency"),
+            (format!("{GOOD}\n[sync]\nmax_delete = \"lots\"\n"), "max_delete"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{err:?} should name {key}");
+        }
+    }
+
+    #[test]
+    fn max_delete_forms() {
+        assert_eq!(parse_max_delete("5%"), Ok(MaxDelete::Percent(5)));
+        assert_eq!(parse_max_delete("42"), Ok(MaxDelete::Count(42)));
+        assert!(parse_max_delete("101%").is_err());
+        assert_eq!(MaxDelete::Percent(10).limit(1000), 100);
+    }
+}

@@ -1,0 +1,6 @@
+/// The library's one error type: each layer's typed error, wrapped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}

@@ -1,0 +1,21 @@
+//! debsync: a Debian/Ubuntu archive mirror synchronizer and static server.
+//!
+//! # A tour
+//! - [`config`]: `mirror.toml`, validated up front so a typo fails before any network traffic.
+//! - [`archive`]: pure formats (deb822, Release, Packages, Sources, compression, safe paths).
+//!   No I/O beyond `Read`/`BufRead`, so every parser is unit-tested and fuzzed on bytes.
+//! - [`verify`]: OpenPGP keyrings and signature checks. The only way to get a
+//!   [`verify::VerifiedRelease`] is to verify it, and it parses exactly the bytes it verified.
+//! - [`fetch`]: the HTTP client: retries with backoff, resume, and hashing while streaming.
+//! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
+//! - [`serve`]: the static HTTP server over the synced trees.
+
+pub mod archive;
+pub mod config;
+pub mod fetch;
+pub mod serve;
+pub mod sync;
+pub mod verify;
+
+mod error;
+pub use error::Error;
