@@ -3,4 +3,8 @@
 pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error("no mirror named {0:?} in the config")]
+    UnknownMirror(String),
 }

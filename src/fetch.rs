@@ -1,1 +1,469 @@
-//! HTTP client.
+//! The HTTP client: retries with backoff, resume with `Range`, and hashing while streaming.
+//!
+//! Every download has an expected size and SHA256 (from a verified Release or from an index it
+//! lists), so a body is checked as it arrives: a byte past the expected size stops the transfer,
+//! and the file only gets its final name once the hash matched. Files are written with plain
+//! blocking writes from the async task: they land in the page cache in microseconds, and the
+//! durability barrier is one `syncfs` before the swap, not an fsync per file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use sha2::Digest;
+
+use crate::archive::Sha256;
+use crate::config::SyncConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: not found (404)")]
+    NotFound { url: Url },
+    #[error("{url}: HTTP {status}")]
+    Status {
+        url: Url,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    },
+    #[error("{url}: {source}")]
+    Network { url: Url, source: reqwest::Error },
+    #[error("{url}: body ended after {got} of {expected} bytes")]
+    Truncated { url: Url, got: u64, expected: u64 },
+    #[error("{url}: body is larger than the {expected} bytes the index lists")]
+    TooLarge { url: Url, expected: u64 },
+    #[error("{url}: SHA256 mismatch: expected {expected}, got {actual}")]
+    HashMismatch {
+        url: Url,
+        expected: Sha256,
+        actual: Sha256,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("HTTP client setup: {0}")]
+    Client(reqwest::Error),
+}
+
+impl FetchError {
+    /// Whether another attempt may succeed: server-side trouble, broken transfers and corrupt
+    /// bodies (a proxy or a mirror mid-update) are retried; a 404 or a local disk error is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::REQUEST_TIMEOUT
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            FetchError::Network { .. }
+            | FetchError::Truncated { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::HashMismatch { .. } => true,
+            FetchError::NotFound { .. } | FetchError::Io { .. } | FetchError::Client(_) => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What a downloaded file must be.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    pub size: u64,
+    pub sha256: Sha256,
+}
+
+/// The retry decision, pure so it can be tested without a clock.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `attempt + 1` (attempt counts from 0), or `None` to give up.
+    /// Exponential with ±50 % jitter, capped, and never shorter than the server's `Retry-After`
+    /// (itself capped, so a hostile server cannot park a run for hours).
+    pub fn delay(&self, attempt: u32, err: &FetchError, jitter: f64) -> Option<Duration> {
+        if attempt >= self.retries || !err.is_transient() {
+            return None;
+        }
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
+        let jittered = exp
+            .mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+            .min(self.max_delay);
+        Some(match err.retry_after() {
+            Some(ra) => jittered.max(ra.min(self.max_delay)),
+            None => jittered,
+        })
+    }
+}
+
+/// A cheap jitter source in [0, 1): hashing with a per-process random key is enough here.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A shared HTTP client for one sync run.
+pub struct Fetcher {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    received: AtomicU64,
+}
+
+impl Fetcher {
+    pub fn new(cfg: &SyncConfig) -> Result<Fetcher, FetchError> {
+        // rustls needs a process-wide crypto provider; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("debsync/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(cfg.timeout())
+            .read_timeout(cfg.timeout())
+            .pool_max_idle_per_host(cfg.concurrency.max(1))
+            .no_proxy()
+            .build()
+            .map_err(FetchError::Client)?;
+        Ok(Fetcher {
+            client,
+            policy: RetryPolicy {
+                retries: cfg.retries,
+                base_delay: cfg.retry_delay(),
+                max_delay: Duration::from_secs(60),
+            },
+            received: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes received from upstream so far (for the trace file).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Runs `op` with the retry policy.
+    async fn with_retries<T, F, Fut>(&self, mut op: F) -> Result<T, FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, FetchError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => match self.policy.delay(attempt, &e, jitter()) {
+                    Some(d) => {
+                        tracing::debug!("retrying in {d:?}: {e}");
+                        if !d.is_zero() {
+                            tokio::time::sleep(d).await;
+                        }
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Fetches a small file whole (InRelease, Release.gpg). `Ok(None)` on 404.
+    pub async fn get_small(&self, url: &Url, max: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        let result = self
+            .with_retries(|| async {
+                let resp = self.send(url, None).await?;
+                let mut body = Vec::new();
+                let mut stream = resp.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|source| FetchError::Network {
+                        url: url.clone(),
+                        source,
+                    })?;
+                    if (body.len() + chunk.len()) as u64 > max {
+                        return Err(FetchError::TooLarge {
+                            url: url.clone(),
+                            expected: max,
+                        });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                self.received
+                    .fetch_add(body.len() as u64, Ordering::Relaxed);
+                Ok(body)
+            })
+            .await;
+        match result {
+            Ok(b) => Ok(Some(b)),
+            Err(FetchError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send(
+        &self,
+        url: &Url,
+        range_from: Option<u64>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.client.get(url.clone());
+        if let Some(from) = range_from {
+            req = req.header(RANGE, format!("bytes={from}-"));
+        }
+        let resp = req.send().await.map_err(|source| FetchError::Network {
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Err(FetchError::NotFound { url: url.clone() });
+        }
+        if !status.is_success() {
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err(FetchError::Status {
+                url: url.clone(),
+                status,
+                retry_after,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// Downloads `url` to `dest` via `.<name>.debsync-tmp` beside it, checking size and SHA256
+    /// while streaming. A partial temp file from an earlier attempt or run is resumed with
+    /// `Range` after re-hashing its prefix. The caller owns creating `dest`'s directory.
+    pub async fn download(&self, url: &Url, dest: &Path, want: Expected) -> Result<(), FetchError> {
+        let tmp = temp_path(dest);
+        self.with_retries(|| self.download_once(url, dest, &tmp, want))
+            .await
+            .inspect_err(|e| {
+                // A corrupt partial is useless; a truncated one is kept for the next run's resume.
+                if !matches!(e, FetchError::Truncated { .. } | FetchError::Network { .. }) {
+                    let _ = fs::remove_file(&tmp);
+                }
+            })
+    }
+
+    async fn download_once(
+        &self,
+        url: &Url,
+        dest: &Path,
+        tmp: &Path,
+        want: Expected,
+    ) -> Result<(), FetchError> {
+        let io = |source| FetchError::Io {
+            path: tmp.to_path_buf(),
+            source,
+        };
+        let (mut hasher, mut have) = resume_state(tmp, want.size).map_err(io)?;
+        let resp = self.send(url, (have > 0).then_some(have)).await?;
+        let resumed = have > 0
+            && resp.status() == StatusCode::PARTIAL_CONTENT
+            && resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(&format!("bytes {have}-")));
+        if !resumed {
+            hasher = sha2::Sha256::new();
+            have = 0;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(resumed)
+            .truncate(!resumed)
+            .open(tmp)
+            .map_err(io)?;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| FetchError::Network {
+                url: url.clone(),
+                source,
+            })?;
+            if have + chunk.len() as u64 > want.size {
+                drop(file);
+                let _ = fs::remove_file(tmp);
+                return Err(FetchError::TooLarge {
+                    url: url.clone(),
+                    expected: want.size,
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).map_err(io)?;
+            have += chunk.len() as u64;
+            self.received
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        drop(file);
+        if have < want.size {
+            return Err(FetchError::Truncated {
+                url: url.clone(),
+                got: have,
+                expected: want.size,
+            });
+        }
+        let actual = Sha256(hasher.finalize().into());
+        if actual != want.sha256 {
+            let _ = fs::remove_file(tmp);
+            return Err(FetchError::HashMismatch {
+                url: url.clone(),
+                expected: want.sha256,
+                actual,
+            });
+        }
+        fs::rename(tmp, dest).map_err(|source| FetchError::Io {
+            path: dest.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// `dir/.name.debsync-tmp`: hidden, so the server never shows it, and in the same directory,
+/// so the final rename is atomic.
+pub fn temp_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.debsync-tmp"))
+}
+
+/// Whether a file name is one of our temp files.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".debsync-tmp")
+}
+
+/// Hashes an existing partial file so the download can continue after it.
+fn resume_state(tmp: &Path, size: u64) -> std::io::Result<(sha2::Sha256, u64)> {
+    let mut hasher = sha2::Sha256::new();
+    let mut file = match File::open(tmp) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((hasher, 0)),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 || len >= size {
+        return Ok((hasher, 0));
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n as u64;
+    }
+    Ok((hasher, read))
+}
+
+/// SHA256 and length of a local file, streamed.
+pub fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((Sha256(hasher.finalize().into()), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("http://127.0.0.1/x").unwrap()
+    }
+
+    #[test]
+    fn retry_decisions() {
+        let p = RetryPolicy {
+            retries: 3,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        let e500 = FetchError::Status {
+            url: url(),
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            retry_after: None,
+        };
+        assert_eq!(p.delay(0, &e500, 0.5), Some(Duration::from_millis(100)));
+        assert_eq!(p.delay(2, &e500, 0.5), Some(Duration::from_millis(400)));
+        assert_eq!(p.delay(3, &e500, 0.5), None, "retries exhausted");
+        assert_eq!(p.delay(9, &e500, 0.5), None);
+        let e404 = FetchError::NotFound { url: url() };
+        assert_eq!(p.delay(0, &e404, 0.5), None, "404 is final");
+        let e503 = FetchError::Status {
+            url: url(),
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(
+            p.delay(0, &e503, 0.0),
+            Some(Duration::from_secs(1)),
+            "Retry-After honoured but capped"
+        );
+        let e400 = FetchError::Status {
+            url: url(),
+            status: StatusCode::BAD_REQUEST,
+            retry_after: None,
+        };
+        assert_eq!(p.delay(0, &e400, 0.5), None);
+    }
+
+    #[test]
+    fn jitter_in_range() {
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+
+    #[test]
+    fn temp_names() {
+        let t = temp_path(Path::new("/m/pool/a/b.deb"));
+        assert_eq!(t, Path::new("/m/pool/a/.b.deb.debsync-tmp"));
+        assert!(is_temp_name(".b.deb.debsync-tmp"));
+        assert!(!is_temp_name("b.deb"));
+    }
+
+    #[test]
+    fn resume_state_hashes_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        fs::write(&p, b"hello").unwrap();
+        let (h, n) = resume_state(&p, 10).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(Sha256(h.finalize().into()), Sha256::digest(b"hello"));
+        // A partial as long as the whole is not a partial: start over.
+        assert_eq!(resume_state(&p, 5).unwrap().1, 0);
+        assert_eq!(resume_state(&dir.path().join("none"), 5).unwrap().1, 0);
+    }
+}

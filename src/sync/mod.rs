@@ -1,1 +1,401 @@
-//! Sync engine.
+//! The two-stage sync engine, in ftpsync's order.
+//!
+//! 1. **lock**: one run per tree ([`lock`]).
+//! 2. **release**: fetch each suite's InRelease. Byte-identical to the live one and the last
+//!    run finished → done, in milliseconds: nothing is parsed, nothing verified again.
+//! 3. **stage**: verify the signature against the pinned keyring, refuse expired or rolled-back
+//!    Releases, and build each changed suite's complete next `dists/<suite>` in staging,
+//!    every index hash-checked ([`stage`]). Nothing live has changed yet.
+//! 4. **pool**: fetch every pool file the new indices list that the live generation does not
+//!    already vouch for ([`pool`]). Pool first, because an index must never go live before the
+//!    files it names: a client reading it would get 404s.
+//! 5. **swap**: one `syncfs` barrier, then each suite goes live with one atomic directory
+//!    exchange ([`swap`]). A kill at any instant leaves either generation, whole.
+//! 6. **cleanup**: delete what no live index references, within `max_delete` ([`cleanup`]).
+//!    Delete last, because until the swap the old indices still name those files.
+//! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
+
+pub mod cleanup;
+pub mod lock;
+pub mod plan;
+pub mod pool;
+pub mod stage;
+pub mod state;
+pub mod swap;
+pub mod trace;
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::Url;
+
+use crate::config::{Config, MaxDelete, MirrorConfig, SyncConfig};
+use crate::fetch::{FetchError, Fetcher};
+use crate::verify::{Keyring, VerifyError};
+use stage::{ParseSource, StagedSuite, UpstreamRelease};
+use state::{RunResult, State};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{path}: another sync is already running (pid {pid})")]
+    Locked { path: PathBuf, pid: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("{url}: upstream has neither InRelease nor Release + Release.gpg")]
+    NoRelease { url: String },
+    #[error("{what}: expired: Valid-Until {valid_until} is in the past")]
+    Expired { what: String, valid_until: String },
+    #[error(
+        "{what}: Date {upstream} is older than the mirrored Release's {mirrored} (rollback refused)"
+    )]
+    Rollback {
+        what: String,
+        upstream: String,
+        mirrored: String,
+    },
+    #[error("{what}: {source}")]
+    Plan {
+        what: String,
+        source: plan::PlanError,
+    },
+    #[error("{what}: upstream serves none of the variants Release lists")]
+    MissingIndex { what: String },
+    #[error("{file}: {detail}")]
+    Index { file: String, detail: String },
+    #[error("{} pool file(s) failed; the new indices were not published. First: {}", .0.len(), first_errors(.0))]
+    Pool(Vec<FetchError>),
+    #[error(
+        "refusing to delete {count} files (limit {limit}, max_delete = {max_delete}); run with --force-delete if upstream really dropped them"
+    )]
+    TooManyDeletes {
+        count: u64,
+        limit: u64,
+        max_delete: MaxDelete,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn first_errors(errors: &[FetchError]) -> String {
+    let shown: Vec<String> = errors.iter().take(3).map(ToString::to_string).collect();
+    shown.join("; ")
+}
+
+pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SyncError + '_ {
+    move |source| SyncError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes a small file atomically (temp + rename) with an fsync: used for state and trace,
+/// which are read by other processes at any moment.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = crate::fetch::temp_path(path);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Per-run options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    pub force_delete: bool,
+}
+
+/// What one mirror's run did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    pub mirror: String,
+    pub noop: bool,
+    pub suites_updated: Vec<String>,
+    pub fetched_files: u64,
+    pub checked_local: u64,
+    pub deleted_files: u64,
+    pub bytes_received: u64,
+    pub listed_files: u64,
+    pub elapsed_ms: u128,
+}
+
+/// Everything a run's stages share.
+pub struct Ctx<'a> {
+    pub tree: PathBuf,
+    pub mirror: &'a MirrorConfig,
+    pub cfg: &'a SyncConfig,
+    pub fetcher: Fetcher,
+    pub now: i64,
+}
+
+impl Ctx<'_> {
+    /// Upstream URL of a path relative to the archive root; each segment is percent-encoded.
+    pub fn url(&self, rel: &str) -> Url {
+        let mut url = self.mirror.upstream.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(rel.split('/'));
+        }
+        url
+    }
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn hostname() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Syncs every configured mirror (or the one named), stopping at the first failure.
+pub async fn sync_all(
+    config: &Config,
+    only: Option<&str>,
+    opts: &SyncOptions,
+) -> Result<Vec<SyncReport>, crate::Error> {
+    let mut reports = Vec::new();
+    let mut matched = false;
+    for mirror in &config.mirrors {
+        if only.is_some_and(|n| n != mirror.name) {
+            continue;
+        }
+        matched = true;
+        reports.push(sync_mirror(config, mirror, opts).await?);
+    }
+    if !matched {
+        return Err(crate::Error::UnknownMirror(
+            only.unwrap_or_default().to_string(),
+        ));
+    }
+    Ok(reports)
+}
+
+/// One mirror's run: lock → release → (no-op?) → stage → pool → swap → cleanup → trace.
+pub async fn sync_mirror(
+    config: &Config,
+    mirror: &MirrorConfig,
+    opts: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let clock = Instant::now();
+    let tree = mirror.tree(&config.root);
+    std::fs::create_dir_all(&tree).map_err(io_err(&tree))?;
+    let host = hostname();
+    let _lock = lock::RunLock::acquire(&tree, &host)?;
+    let ctx = Ctx {
+        tree: tree.clone(),
+        mirror,
+        cfg: &config.sync,
+        fetcher: Fetcher::new(&config.sync)?,
+        now: now_unix(),
+    };
+    let mut state = State::load(&tree);
+
+    let mut upstream = Vec::new();
+    for suite in &mirror.suites {
+        upstream.push(UpstreamRelease::fetch(&ctx, suite).await?);
+    }
+    let (unchanged, changed): (Vec<_>, Vec<_>) =
+        upstream.into_iter().partition(|u| u.matches_live(&tree));
+    let mut report = SyncReport {
+        mirror: mirror.name.clone(),
+        ..SyncReport::default()
+    };
+    if changed.is_empty() && state.last_result == RunResult::Ok {
+        report.noop = true;
+        report.elapsed_ms = clock.elapsed().as_millis();
+        tracing::info!("{}: upstream unchanged, nothing to do", mirror.name);
+        return Ok(report);
+    }
+
+    let previous_ok = state.last_result == RunResult::Ok;
+    state.last_result = RunResult::Running;
+    state.last_attempt = Some(ctx.now);
+    state
+        .save(&tree)
+        .map_err(io_err(&state::state_path(&tree)))?;
+
+    let result = run(
+        &ctx,
+        &mut state,
+        &changed,
+        &unchanged,
+        previous_ok,
+        opts,
+        &mut report,
+    )
+    .await;
+    // Staging holds either half-built generations (failure) or swapped-out old ones.
+    let staging = stage::staging_root(&tree);
+    if let Err(e) = std::fs::remove_dir_all(&staging)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("{}: cannot clean staging: {e}", staging.display());
+    }
+    report.bytes_received = ctx.fetcher.bytes_received();
+    report.elapsed_ms = clock.elapsed().as_millis();
+    match result {
+        Ok(()) => {
+            state.last_result = RunResult::Ok;
+            state.last_success = Some(now_unix());
+            state.last_error = None;
+        }
+        Err(e) => {
+            state.last_result = RunResult::Failed;
+            state.last_error = Some(e.to_string());
+            if let Err(save) = state.save(&tree) {
+                tracing::warn!("cannot record the failure in the state file: {save}");
+            }
+            return Err(e);
+        }
+    }
+    state
+        .save(&tree)
+        .map_err(io_err(&state::state_path(&tree)))?;
+    let finished = now_unix();
+    let suites = mirror.suites.clone();
+    let mut archs = mirror.architectures.clone();
+    if mirror.sources {
+        archs.push("source".into());
+    }
+    let upstream_host = mirror.upstream.host_str().unwrap_or("unknown").to_string();
+    trace::write(
+        &tree,
+        &trace::TraceInfo {
+            hostname: &host,
+            started: ctx.now,
+            finished,
+            serial: state.archive_serial.as_deref().unwrap_or(""),
+            architectures: &archs,
+            suites: &suites,
+            upstream: &upstream_host,
+            bytes_received: report.bytes_received,
+            stage1_secs: 0,
+            stage2_secs: 0,
+        },
+    )
+    .map_err(io_err(&tree.join("project/trace")))?;
+    tracing::info!(
+        "{}: done in {} ms: {} suite(s) updated, {} pool files fetched, {} deleted, {} bytes",
+        mirror.name,
+        report.elapsed_ms,
+        report.suites_updated.len(),
+        report.fetched_files,
+        report.deleted_files,
+        report.bytes_received
+    );
+    Ok(report)
+}
+
+async fn run(
+    ctx: &Ctx<'_>,
+    state: &mut State,
+    changed: &[UpstreamRelease],
+    unchanged: &[UpstreamRelease],
+    previous_ok: bool,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let keyring = Keyring::load(&ctx.mirror.keyrings)?;
+    // Leftovers of a killed run are garbage: the live tree never depends on staging.
+    let staging = stage::staging_root(&ctx.tree);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    }
+
+    let mut staged: Vec<StagedSuite> = Vec::new();
+    for up in changed {
+        staged.push(stage::stage_suite(ctx, up, &keyring, state.suites.get(&up.suite)).await?);
+    }
+
+    // Stage 1: pool files of every changed index, across suites.
+    let mut old_sources = Vec::new();
+    let mut new_sources = Vec::new();
+    let mut other_live: Vec<ParseSource> = Vec::new();
+    for s in &staged {
+        old_sources.extend(s.old_sources.iter().cloned());
+        for g in &s.groups {
+            if let Some(src) = &g.source {
+                if g.changed {
+                    new_sources.push(src.clone());
+                } else {
+                    other_live.push(src.clone());
+                }
+            }
+        }
+    }
+    for up in unchanged {
+        other_live.extend(live_sources(ctx, &up.suite, &keyring));
+    }
+    let outcome = pool::sync_pool(ctx, old_sources, new_sources).await?;
+    report.fetched_files = outcome.fetched_files;
+    report.checked_local = outcome.checked_local;
+    report.listed_files = outcome.listed_files;
+
+    // Decide deletions before anything goes live, so a refusal leaves the old tree serving.
+    let mode = if previous_ok {
+        cleanup::Mode::Diff(outcome.unreferenced)
+    } else {
+        cleanup::Mode::Walk
+    };
+    let deletions = cleanup::plan(
+        &ctx.tree,
+        mode,
+        outcome.new_keys,
+        &other_live,
+        ctx.cfg.max_delete,
+        opts.force_delete,
+    )?;
+
+    // Stage 2: the swap.
+    swap::barrier(&ctx.tree)?;
+    for s in &staged {
+        let live = ctx.tree.join("dists").join(&s.suite);
+        swap::swap_in(&s.dir, &live)?;
+        let old = s.dir.clone();
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        }
+        let mut suite_state = s.state.clone();
+        suite_state.inrelease_sha256 = std::fs::read(live.join("InRelease"))
+            .ok()
+            .map(|b| crate::archive::Sha256::digest(&b).to_hex());
+        state.suites.insert(s.suite.clone(), suite_state);
+        report.suites_updated.push(s.suite.clone());
+        if let Some(date) = s.verified.release().date {
+            let serial = format!("{}01", crate::archive::date::format_ymd(date));
+            if state
+                .archive_serial
+                .as_deref()
+                .is_none_or(|old| old < serial.as_str())
+            {
+                state.archive_serial = Some(serial);
+            }
+        }
+    }
+
+    report.deleted_files = cleanup::delete(&ctx.tree, &deletions);
+    state.pool_files = outcome.listed_files;
+    state.pool_bytes = outcome.listed_bytes;
+    Ok(())
+}
+
+/// Parse sources of a suite that did not change this run (read only if cleanup needs them).
+fn live_sources(ctx: &Ctx<'_>, suite: &str, keyring: &Keyring) -> Vec<ParseSource> {
+    let live_dir = ctx.tree.join("dists").join(suite);
+    stage::live_groups(ctx, suite, &live_dir, keyring)
+}

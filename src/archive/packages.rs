@@ -1,0 +1,130 @@
+//! Binary `Packages` indices: the pool files they reference.
+//!
+//! Only `Filename`, `Size` and `SHA256` matter to a mirror, so the scanner looks at the first
+//! byte of each line and ignores the rest of the stanza: parsing the 50 MB bookworm `Packages`
+//! is a memchr walk, not a field-by-field parse.
+
+use super::deb822::field_lines;
+use super::{ArchivePath, FileRef, Sha256};
+
+/// What is wrong with one stanza.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackagesError {
+    #[error("stanza {stanza} ({package}): missing {field}")]
+    Missing {
+        stanza: u64,
+        package: String,
+        field: &'static str,
+    },
+    #[error("stanza {stanza} ({package}): bad {field}: {value:?}")]
+    Bad {
+        stanza: u64,
+        package: String,
+        field: &'static str,
+        value: String,
+    },
+}
+
+/// Extracts the pool file of one `Packages` stanza. `stanza` numbers it for messages.
+pub fn pool_file(raw: &[u8], stanza: u64) -> Result<FileRef, PackagesError> {
+    let mut filename = None;
+    let mut size = None;
+    let mut sha256 = None;
+    let mut package: &[u8] = b"";
+    for (name, value) in field_lines(raw) {
+        match name {
+            b"Filename" => filename = Some(value),
+            b"Size" => size = Some(value),
+            b"SHA256" => sha256 = Some(value),
+            b"Package" => package = value,
+            _ => {}
+        }
+    }
+    let pkg = || String::from_utf8_lossy(package).into_owned();
+    let missing = |field| PackagesError::Missing {
+        stanza,
+        package: pkg(),
+        field,
+    };
+    let bad = |field, value: &[u8]| PackagesError::Bad {
+        stanza,
+        package: pkg(),
+        field,
+        value: String::from_utf8_lossy(&value[..value.len().min(200)]).into_owned(),
+    };
+    let filename = filename.ok_or_else(|| missing("Filename"))?;
+    let size_raw = size.ok_or_else(|| missing("Size"))?;
+    let sha_raw = sha256.ok_or_else(|| missing("SHA256"))?;
+    let path = std::str::from_utf8(filename)
+        .ok()
+        .and_then(|s| ArchivePath::new(s).ok())
+        .ok_or_else(|| bad("Filename", filename))?;
+    let size = parse_size(size_raw).ok_or_else(|| bad("Size", size_raw))?;
+    let sha256 = Sha256::from_hex_bytes(sha_raw).ok_or_else(|| bad("SHA256", sha_raw))?;
+    Ok(FileRef { path, size, sha256 })
+}
+
+/// A decimal size with no sign, no spaces and no overflow.
+pub fn parse_size(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STANZA: &[u8] = b"Package: hello\nVersion: 2.10-3\nDescription: hi\n SHA256: not-this\nFilename: pool/main/h/hello/hello_2.10-3_amd64.deb\nSize: 53000\nSHA256: 5b4f6f2c8a0bb1d5b1b6e6b5f7a3a2b8c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6\n";
+
+    #[test]
+    fn extracts_pool_file() {
+        let f = pool_file(STANZA, 1).unwrap();
+        assert_eq!(f.path.as_str(), "pool/main/h/hello/hello_2.10-3_amd64.deb");
+        assert_eq!(f.size, 53000);
+        assert_eq!(&f.sha256.to_hex()[..8], "5b4f6f2c");
+    }
+
+    #[test]
+    fn refuses_bad_stanzas() {
+        let s = std::str::from_utf8(STANZA).unwrap();
+        let cases = [
+            (
+                s.replace("Filename: pool", "Filename: ../pool"),
+                "bad Filename",
+            ),
+            (
+                s.replace("Filename: pool", "Filename: /pool"),
+                "bad Filename",
+            ),
+            (s.replace("Size: 53000", "Size: -1"), "bad Size"),
+            (
+                s.replace("Size: 53000", "Size: 99999999999999999999"),
+                "bad Size",
+            ),
+            (s.replace("SHA256: 5b4f", "SHA256: 5b4"), "bad SHA256"),
+            (s.replace("Filename:", "Filenam:"), "missing Filename"),
+            (s.replace("\nSize: 53000", ""), "missing Size"),
+        ];
+        for (text, want) in cases {
+            let err = pool_file(text.as_bytes(), 7).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(err.contains("stanza 7 (hello)"), "{err}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size(b"0"), Some(0));
+        assert_eq!(parse_size(b"18446744073709551615"), None);
+        assert_eq!(
+            parse_size(b"1844674407370955161"),
+            Some(1844674407370955161)
+        );
+        assert_eq!(parse_size(b"+1"), None);
+        assert_eq!(parse_size(b""), None);
+    }
+}

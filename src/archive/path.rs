@@ -1,0 +1,146 @@
+//! [`ArchivePath`]: a path taken from upstream data that is safe to join to a mirror's tree.
+//!
+//! Every `Filename:`, `Directory:` and Release entry passes through [`ArchivePath::new`] before
+//! it touches the disk, so "nothing outside the root" is a property of the type, not of each
+//! call site. Names starting with `.` are refused too: they are debsync's private namespace
+//! (`.debsync/`, `.<file>.debsync-tmp`), and upstream must not be able to collide with it.
+
+use std::fmt;
+use std::path::Path;
+
+/// A relative, normalised path: no empty, `.` or `..` components, no leading `/`, no
+/// backslash, NUL or control characters, no component starting with `.`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArchivePath(Box<str>);
+
+/// Why a path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsafe path {path:?}: {reason}")]
+pub struct PathError {
+    pub path: String,
+    pub reason: &'static str,
+}
+
+const MAX_PATH: usize = 1024;
+const MAX_COMPONENT: usize = 255;
+
+impl ArchivePath {
+    pub fn new(path: &str) -> Result<ArchivePath, PathError> {
+        let fail = |reason| {
+            Err(PathError {
+                path: path.chars().take(200).collect(),
+                reason,
+            })
+        };
+        if path.is_empty() {
+            return fail("empty");
+        }
+        if path.len() > MAX_PATH {
+            return fail("too long");
+        }
+        if path.starts_with('/') {
+            return fail("absolute");
+        }
+        if path.bytes().any(|b| b == b'\\' || b < 0x20 || b == 0x7f) {
+            return fail("backslash or control character");
+        }
+        for component in path.split('/') {
+            match component {
+                "" => return fail("empty component"),
+                "." | ".." => return fail("dot component"),
+                c if c.starts_with('.') => return fail("hidden component"),
+                c if c.len() > MAX_COMPONENT => return fail("component too long"),
+                _ => {}
+            }
+        }
+        Ok(ArchivePath(path.into()))
+    }
+
+    /// Joins two safe paths (`Directory:` + file name in Sources).
+    pub fn join(&self, rest: &str) -> Result<ArchivePath, PathError> {
+        ArchivePath::new(&format!("{}/{}", self.0, rest))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn as_path(&self) -> &Path {
+        Path::new(&*self.0)
+    }
+
+    /// The last component.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// Everything before the last component, or `""`.
+    pub fn parent(&self) -> &str {
+        self.0.rsplit_once('/').map_or("", |(p, _)| p)
+    }
+}
+
+impl fmt::Display for ArchivePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ArchivePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! safe {
+        ($($p:expr),* $(,)?) => { $( assert!(ArchivePath::new($p).is_ok(), "{:?} should be safe", $p); )* };
+    }
+    macro_rules! unsafe_ {
+        ($($p:expr),* $(,)?) => { $( assert!(ArchivePath::new($p).is_err(), "{:?} should be refused", $p); )* };
+    }
+
+    #[test]
+    fn accepts_archive_paths() {
+        safe!(
+            "pool/main/h/hello/hello_2.10-3_amd64.deb",
+            "main/binary-amd64/Packages.xz",
+            "pool/main/libc/libc++/libc++1_14.0_amd64.deb",
+            "pool/main/g/gcc-12/gcc-12_12.2.0-14+deb12u1_amd64.deb",
+            "pool/non-free-firmware/f/firmware~1/x_1:2_all.deb",
+            "a..b",
+        );
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        unsafe_!(
+            "",
+            "/etc/passwd",
+            "../evil",
+            "pool/../../evil",
+            "pool/./x",
+            "pool//x",
+            "pool/x/",
+            "pool\\x",
+            "pool/x\0y",
+            "pool/x\ny",
+            ".debsync/state.json",
+            "pool/.x.debsync-tmp",
+            "..",
+        );
+        let long = "a/".repeat(600);
+        unsafe_!(&long, &"x".repeat(300));
+    }
+
+    #[test]
+    fn parent_and_name() {
+        let p = ArchivePath::new("pool/main/h/hello/hello.deb").unwrap();
+        assert_eq!(p.file_name(), "hello.deb");
+        assert_eq!(p.parent(), "pool/main/h/hello");
+        assert_eq!(ArchivePath::new("x").unwrap().parent(), "");
+    }
+}

@@ -1,0 +1,148 @@
+//! After the swap: delete the pool files no live index references any more.
+//!
+//! Two ways to find them. After a clean previous run, the difference is already known from
+//! the planning pass (old index entries the new ones dropped), so cleanup costs what changed.
+//! After a first or failed run, the pool directory is walked and compared with every live
+//! index, which also removes temp files a killed run left behind. Either way the deletion
+//! count is checked against `max_delete` before the swap, so an upstream that suddenly lists
+//! nothing cannot empty the mirror.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::pool::{PathKey, for_each_file, path_key};
+use super::stage::ParseSource;
+use super::{SyncError, io_err};
+use crate::config::MaxDelete;
+use crate::fetch::is_temp_name;
+
+/// Pool paths (relative to the tree) to delete once the new generation is live.
+#[derive(Debug, Default)]
+pub struct Deletions {
+    pub files: Vec<String>,
+    /// Stray temp files: removed regardless of the limit.
+    pub temps: Vec<String>,
+}
+
+pub enum Mode {
+    /// Candidates from the planning pass.
+    Diff(Vec<String>),
+    /// Walk `pool/` against every live key.
+    Walk,
+}
+
+/// Decides what to delete. `new_keys` are the paths the parsed new indices list; `other_live`
+/// are the live indices that were not parsed this run (unchanged), read only if needed.
+pub fn plan(
+    tree: &Path,
+    mode: Mode,
+    mut new_keys: HashSet<PathKey>,
+    other_live: &[ParseSource],
+    max_delete: MaxDelete,
+    force: bool,
+) -> Result<Deletions, SyncError> {
+    let mut out = Deletions::default();
+    match mode {
+        Mode::Diff(candidates) => {
+            if candidates.is_empty() {
+                return Ok(out);
+            }
+            let mut candidates: Vec<(PathKey, String)> =
+                candidates.into_iter().map(|p| (path_key(&p), p)).collect();
+            if !other_live.is_empty() {
+                let mut still: HashSet<PathKey> = HashSet::new();
+                let wanted: HashSet<PathKey> = candidates.iter().map(|(k, _)| *k).collect();
+                for src in other_live {
+                    for_each_file(src, |f| {
+                        let k = path_key(f.path.as_str());
+                        if wanted.contains(&k) {
+                            still.insert(k);
+                        }
+                        Ok(())
+                    })?;
+                }
+                candidates.retain(|(k, _)| !still.contains(k));
+            }
+            out.files = candidates
+                .into_iter()
+                .map(|(_, p)| p)
+                .filter(|p| tree.join(p).exists())
+                .collect();
+        }
+        Mode::Walk => {
+            for src in other_live {
+                for_each_file(src, |f| {
+                    new_keys.insert(path_key(f.path.as_str()));
+                    Ok(())
+                })?;
+            }
+            walk(tree, "pool", &mut |rel, name| {
+                if is_temp_name(name) {
+                    out.temps.push(rel);
+                } else if !new_keys.contains(&path_key(&rel)) {
+                    out.files.push(rel);
+                }
+            })?;
+        }
+    }
+    let total = new_keys.len() as u64 + out.files.len() as u64;
+    let limit = max_delete.limit(total);
+    if !force && out.files.len() as u64 > limit {
+        return Err(SyncError::TooManyDeletes {
+            count: out.files.len() as u64,
+            limit,
+            max_delete,
+        });
+    }
+    Ok(out)
+}
+
+fn walk(tree: &Path, rel: &str, f: &mut dyn FnMut(String, &str)) -> Result<(), SyncError> {
+    let dir = tree.join(rel);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(&dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(&dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let child = format!("{rel}/{name}");
+        let ft = entry.file_type().map_err(io_err(&dir))?;
+        if ft.is_dir() {
+            walk(tree, &child, f)?;
+        } else {
+            f(child, name);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes, then prunes directories left empty (never `pool/` itself).
+pub fn delete(tree: &Path, d: &Deletions) -> u64 {
+    let mut deleted = 0;
+    let mut dirs: Vec<&str> = Vec::new();
+    for rel in d.files.iter().chain(&d.temps) {
+        match std::fs::remove_file(tree.join(rel)) {
+            Ok(()) => deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("{}: cannot delete: {e}", tree.join(rel).display()),
+        }
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            dirs.push(parent);
+        }
+    }
+    dirs.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    dirs.dedup();
+    for dir in dirs {
+        let mut d = dir;
+        while d != "pool" && d.starts_with("pool/") {
+            if std::fs::remove_dir(tree.join(d)).is_err() {
+                break;
+            }
+            d = d.rsplit_once('/').map_or("pool", |(p, _)| p);
+        }
+    }
+    deleted
+}

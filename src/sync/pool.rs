@@ -1,0 +1,261 @@
+//! Stage 1: the pool files the new indices reference, fetched before any index goes live.
+//!
+//! One blocking thread decodes and scans the changed indices and feeds a bounded queue; N
+//! async workers drain it. Memory stays flat however large the archive: the queue holds at
+//! most a few hundred entries, and what is remembered per package is a 16-byte key.
+//!
+//! Trust rule: a pool file listed with the same path, size and SHA256 by the live generation
+//! was verified when that generation was built, so it is neither stat'ed nor re-hashed here
+//! (`debsync verify` does that). Anything else is checked on disk and fetched if wrong.
+//! Failures are collected, not counted: any failure is an error value that stops the run
+//! before the swap.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::plan::IndexKind;
+use super::stage::ParseSource;
+use super::{Ctx, SyncError};
+use crate::archive::deb822::StanzaReader;
+use crate::archive::{FileRef, packages, sources};
+use crate::fetch::{Expected, FetchError, hash_file};
+
+/// A 128-bit digest of a pool path: compact set membership for 60,000+ files.
+pub type PathKey = u128;
+
+pub fn path_key(path: &str) -> PathKey {
+    let mut a = DefaultHasher::new();
+    path.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    0xa5u8.hash(&mut b);
+    path.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// Content tag: enough of the SHA256 and size to tell "same file" from "replaced file".
+fn content_tag(f: &FileRef) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&f.sha256.0[..8]);
+    u64::from_le_bytes(first) ^ f.size
+}
+
+/// A pool file of the live generation: its tag, where its path sits in the arena, and whether
+/// the new generation still references it.
+struct OldEntry {
+    tag: u64,
+    offset: u32,
+    len: u32,
+    referenced: bool,
+}
+
+/// What the planning pass learnt, for cleanup.
+#[derive(Default)]
+pub struct PoolOutcome {
+    /// Every path the changed new indices reference.
+    pub new_keys: HashSet<PathKey>,
+    /// Paths the old versions of changed indices referenced and the new ones do not.
+    pub unreferenced: Vec<String>,
+    pub listed_files: u64,
+    pub listed_bytes: u64,
+    pub fetched_files: u64,
+    pub checked_local: u64,
+}
+
+/// Calls `f` for every pool file an index lists, streaming.
+pub fn for_each_file(
+    src: &ParseSource,
+    mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let index_err = |detail: String| SyncError::Index {
+        file: src.display.clone(),
+        detail,
+    };
+    let file = std::fs::File::open(&src.path).map_err(|e| index_err(e.to_string()))?;
+    let decoder = src
+        .compression
+        .decoder(BufReader::with_capacity(128 * 1024, file))
+        .map_err(|e| index_err(e.to_string()))?;
+    let mut reader = StanzaReader::new(decoder);
+    loop {
+        let n = reader.index + 1;
+        let Some(stanza) = reader
+            .next_stanza()
+            .map_err(|e| index_err(format!("stanza {n}: {e}")))?
+        else {
+            break;
+        };
+        match src.kind {
+            IndexKind::Packages => {
+                f(packages::pool_file(stanza, n).map_err(|e| index_err(e.to_string()))?)?
+            }
+            IndexKind::Sources => {
+                for file in
+                    sources::source_files(stanza, n).map_err(|e| index_err(e.to_string()))?
+                {
+                    f(file)?;
+                }
+            }
+            IndexKind::Plain => {}
+        }
+    }
+    Ok(())
+}
+
+/// Plans and runs stage 1 for the given changed indices.
+pub async fn sync_pool(
+    ctx: &Ctx<'_>,
+    old: Vec<ParseSource>,
+    new: Vec<ParseSource>,
+) -> Result<PoolOutcome, SyncError> {
+    let (tx, rx) = mpsc::channel::<FileRef>(512);
+    let planner = tokio::task::spawn_blocking(move || plan_pool(&old, &new, tx));
+
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let failures: Arc<Mutex<Vec<FetchError>>> = Arc::default();
+    let mut workers = Vec::new();
+    let counts = Arc::new(Counts::default());
+    for _ in 0..ctx.cfg.concurrency {
+        let rx = rx.clone();
+        let failures = failures.clone();
+        let counts = counts.clone();
+        let worker = async move {
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(file) = next else { break };
+                if let Err(e) = fetch_one(ctx, &file, &counts).await {
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(e);
+                    }
+                }
+            }
+        };
+        workers.push(worker);
+    }
+    futures_util::future::join_all(workers).await;
+
+    let mut outcome = match planner.await {
+        Ok(r) => r?,
+        Err(e) => return Err(SyncError::Internal(format!("pool planner panicked: {e}"))),
+    };
+    let failures = std::mem::take(
+        &mut *failures
+            .lock()
+            .map_err(|_| SyncError::Internal("poisoned".into()))?,
+    );
+    if !failures.is_empty() {
+        return Err(SyncError::Pool(failures));
+    }
+    outcome.fetched_files = counts.fetched.load(std::sync::atomic::Ordering::Relaxed);
+    outcome.checked_local = counts.local.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(outcome)
+}
+
+#[derive(Default)]
+struct Counts {
+    fetched: std::sync::atomic::AtomicU64,
+    local: std::sync::atomic::AtomicU64,
+}
+
+/// The blocking half: read the old indices into a compact map, then stream the new ones and
+/// queue every file the live generation does not already vouch for.
+fn plan_pool(
+    old: &[ParseSource],
+    new: &[ParseSource],
+    tx: mpsc::Sender<FileRef>,
+) -> Result<PoolOutcome, SyncError> {
+    let mut arena = String::new();
+    let mut old_map: HashMap<PathKey, OldEntry> = HashMap::new();
+    for src in old {
+        for_each_file(src, |f| {
+            let key = path_key(f.path.as_str());
+            old_map.entry(key).or_insert_with(|| {
+                let offset = arena.len() as u32;
+                arena.push_str(f.path.as_str());
+                OldEntry {
+                    tag: content_tag(&f),
+                    offset,
+                    len: f.path.as_str().len() as u32,
+                    referenced: false,
+                }
+            });
+            Ok(())
+        })?;
+    }
+    let mut outcome = PoolOutcome::default();
+    for src in new {
+        for_each_file(src, |f| {
+            let key = path_key(f.path.as_str());
+            if !outcome.new_keys.insert(key) {
+                return Ok(());
+            }
+            outcome.listed_files += 1;
+            outcome.listed_bytes += f.size;
+            if let Some(o) = old_map.get_mut(&key) {
+                o.referenced = true;
+                if o.tag == content_tag(&f) {
+                    return Ok(());
+                }
+            }
+            // The receiver only goes away when the run is failing anyway.
+            tx.blocking_send(f)
+                .map_err(|_| SyncError::Internal("pool workers stopped".into()))
+        })?;
+    }
+    drop(tx);
+    outcome.unreferenced = old_map
+        .values()
+        .filter(|o| !o.referenced)
+        .map(|o| arena[o.offset as usize..(o.offset + o.len) as usize].to_string())
+        .collect();
+    Ok(outcome)
+}
+
+async fn fetch_one(ctx: &Ctx<'_>, file: &FileRef, counts: &Counts) -> Result<(), FetchError> {
+    let dest = ctx.tree.join(file.path.as_path());
+    let want = Expected {
+        size: file.size,
+        sha256: file.sha256,
+    };
+    // A file already there (an interrupted earlier run, or a re-added package) is kept when
+    // its bytes are right: hashing locally beats downloading.
+    if let Ok(meta) = std::fs::symlink_metadata(&dest) {
+        if meta.is_file() && meta.len() == file.size && local_matches(&dest, &want) {
+            counts
+                .local
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+    } else if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| FetchError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    ctx.fetcher
+        .download(&ctx.url(file.path.as_str()), &dest, want)
+        .await?;
+    counts
+        .fetched
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+fn local_matches(path: &Path, want: &Expected) -> bool {
+    hash_file(path).is_ok_and(|(h, len)| h == want.sha256 && len == want.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_keys_differ() {
+        assert_ne!(path_key("pool/a"), path_key("pool/b"));
+        assert_eq!(path_key("pool/a"), path_key("pool/a"));
+    }
+}

@@ -1,0 +1,442 @@
+//! Stage 2 preparation: fetch and verify a suite's Release, then build its complete next
+//! `dists/<suite>` generation in `.debsync/staging/<suite>`.
+//!
+//! The staged directory is everything apt will see after the swap: every index variant
+//! upstream has, the by-hash files of earlier generations still within retention, and the
+//! Release files. Unchanged index files are hard-linked from the live tree (they were verified
+//! when they arrived), so a 1 % change costs the changed indices, not all of them.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+
+use super::plan::{IndexGroup, IndexKind, by_hash_path, select_indices, unchanged_in};
+use super::state::SuiteState;
+use super::{Ctx, SyncError, io_err};
+use crate::archive::compression::Compression;
+use crate::archive::release::Release;
+use crate::archive::{FileRef, Sha256};
+use crate::fetch::{Expected, FetchError};
+use crate::verify::{Keyring, VerifiedRelease, verify_detached, verify_inrelease};
+
+/// Largest Release/InRelease accepted (Debian's is 150 KB; Ubuntu's a few MB).
+const MAX_RELEASE: u64 = 64 * 1024 * 1024;
+
+/// The Release files of one suite as upstream serves them right now.
+pub struct UpstreamRelease {
+    pub suite: String,
+    pub inrelease: Option<Vec<u8>>,
+    pub release: Option<Vec<u8>>,
+    pub release_gpg: Option<Vec<u8>>,
+}
+
+impl UpstreamRelease {
+    pub async fn fetch(ctx: &Ctx<'_>, suite: &str) -> Result<UpstreamRelease, SyncError> {
+        let dists = format!("dists/{suite}");
+        let get = |name: &'static str| {
+            let url = ctx.url(&format!("{dists}/{name}"));
+            async move { ctx.fetcher.get_small(&url, MAX_RELEASE).await }
+        };
+        let inrelease = get("InRelease").await?;
+        let (release, release_gpg) = (get("Release").await?, get("Release.gpg").await?);
+        if inrelease.is_none() && (release.is_none() || release_gpg.is_none()) {
+            return Err(SyncError::NoRelease {
+                url: ctx.url(&format!("{dists}/")).to_string(),
+            });
+        }
+        Ok(UpstreamRelease {
+            suite: suite.to_string(),
+            inrelease,
+            release,
+            release_gpg,
+        })
+    }
+
+    /// Byte-identical to what is live: the no-op test. No parsing, no signature check: the
+    /// live copy was verified when it arrived.
+    pub fn matches_live(&self, tree: &Path) -> bool {
+        let live = tree.join("dists").join(&self.suite);
+        let same = |name: &str, bytes: &Option<Vec<u8>>| match bytes {
+            Some(b) => std::fs::read(live.join(name)).is_ok_and(|l| &l == b),
+            None => !live.join(name).exists(),
+        };
+        same("InRelease", &self.inrelease)
+            && same("Release", &self.release)
+            && same("Release.gpg", &self.release_gpg)
+    }
+
+    fn verify(&self, keyring: &Keyring, ctx: &Ctx<'_>) -> Result<VerifiedRelease, SyncError> {
+        let dists = format!("dists/{}", self.suite);
+        if let Some(bytes) = &self.inrelease {
+            return Ok(verify_inrelease(
+                bytes,
+                keyring,
+                ctx.url(&format!("{dists}/InRelease")).as_str(),
+            )?);
+        }
+        match (&self.release, &self.release_gpg) {
+            (Some(r), Some(sig)) => Ok(verify_detached(
+                r,
+                sig,
+                keyring,
+                ctx.url(&format!("{dists}/Release")).as_str(),
+            )?),
+            _ => Err(SyncError::NoRelease {
+                url: ctx.url(&format!("{dists}/")).to_string(),
+            }),
+        }
+    }
+}
+
+/// The index a group's pool files are read from (the cheapest variant to decode).
+#[derive(Debug, Clone)]
+pub struct ParseSource {
+    pub path: PathBuf,
+    /// How errors name it: `dists/<suite>/<path>`.
+    pub display: String,
+    pub compression: Compression,
+    pub kind: IndexKind,
+    pub sha256: Sha256,
+}
+
+pub struct StagedGroup {
+    pub base: String,
+    pub source: Option<ParseSource>,
+    /// The parsed index differs from the live generation's.
+    pub changed: bool,
+}
+
+/// A suite's next generation, complete in staging and not yet live.
+pub struct StagedSuite {
+    pub suite: String,
+    pub dir: PathBuf,
+    pub verified: VerifiedRelease,
+    pub groups: Vec<StagedGroup>,
+    /// Live groups (changed or gone) whose pool files may become unreferenced.
+    pub old_sources: Vec<ParseSource>,
+    pub state: SuiteState,
+}
+
+pub fn staging_root(tree: &Path) -> PathBuf {
+    super::state::state_dir(tree).join("staging")
+}
+
+/// Verifies and stages one suite.
+pub async fn stage_suite(
+    ctx: &Ctx<'_>,
+    up: &UpstreamRelease,
+    keyring: &Keyring,
+    prev: Option<&SuiteState>,
+) -> Result<StagedSuite, SyncError> {
+    let suite = &up.suite;
+    let verified = up.verify(keyring, ctx)?;
+    let release = verified.release();
+    let what = ctx.url(&format!("dists/{suite}/Release")).to_string();
+    if let Some(until) = release.valid_until
+        && until < ctx.now
+    {
+        return Err(SyncError::Expired {
+            what,
+            valid_until: crate::archive::date::format_rfc2822(until),
+        });
+    }
+    let live_dir = ctx.tree.join("dists").join(suite);
+    let old = live_release(&live_dir, keyring);
+    if let (Some(new_date), Some(old_date)) = (release.date, old.as_ref().and_then(|o| o.date))
+        && new_date < old_date
+    {
+        return Err(SyncError::Rollback {
+            what,
+            upstream: crate::archive::date::format_rfc2822(new_date),
+            mirrored: crate::archive::date::format_rfc2822(old_date),
+        });
+    }
+    let groups = select_indices(release, ctx.mirror).map_err(|source| SyncError::Plan {
+        what: what.clone(),
+        source,
+    })?;
+
+    let dir = staging_root(&ctx.tree).join(suite);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+
+    // Every variant of every group: link if unchanged, fetch otherwise; a 404 is fine as long
+    // as a sibling variant exists (Debian lists uncompressed Packages but does not serve it).
+    let files: Vec<&FileRef> = groups.iter().flat_map(|g| g.variants.iter()).collect();
+    let results: Vec<Result<Option<&FileRef>, SyncError>> = futures_util::stream::iter(files)
+        .map(|f| {
+            stage_file(
+                ctx,
+                suite,
+                &live_dir,
+                &dir,
+                old.as_ref(),
+                release.acquire_by_hash,
+                f,
+            )
+        })
+        .buffer_unordered(ctx.cfg.concurrency)
+        .collect()
+        .await;
+    let mut present: Vec<&FileRef> = Vec::new();
+    for r in results {
+        if let Some(f) = r? {
+            present.push(f);
+        }
+    }
+
+    let old_groups = old
+        .as_ref()
+        .and_then(|o| select_indices(o, ctx.mirror).ok())
+        .unwrap_or_default();
+    let mut staged_groups = Vec::new();
+    let mut old_sources = Vec::new();
+    for g in &groups {
+        if !g.variants.iter().any(|v| present.contains(&v)) {
+            return Err(SyncError::MissingIndex {
+                what: ctx.url(&format!("dists/{suite}/{}", g.base)).to_string(),
+            });
+        }
+        let source = parse_source(g, suite, &dir, |f| present.contains(&f));
+        let old_source = old_groups.iter().find(|o| o.base == g.base).and_then(|o| {
+            parse_source(o, suite, &live_dir, |f| {
+                live_dir.join(f.path.as_path()).is_file()
+            })
+        });
+        let changed = match (&source, &old_source) {
+            (Some(n), Some(o)) => n.sha256 != o.sha256,
+            _ => true,
+        };
+        if changed && let Some(o) = old_source {
+            old_sources.push(o);
+        }
+        staged_groups.push(StagedGroup {
+            base: g.base.clone(),
+            source,
+            changed,
+        });
+    }
+    // Groups that are gone from the new selection: all their pool files may be unreferenced.
+    for o in &old_groups {
+        if !groups.iter().any(|g| g.base == o.base)
+            && let Some(s) = parse_source(o, suite, &live_dir, |f| {
+                live_dir.join(f.path.as_path()).is_file()
+            })
+        {
+            old_sources.push(s);
+        }
+    }
+
+    let state = place_by_hash(ctx, release, &present, &live_dir, &dir, prev)?;
+    write_release_files(up, keyring, &dir, ctx)?;
+
+    Ok(StagedSuite {
+        suite: suite.clone(),
+        dir,
+        verified,
+        groups: staged_groups,
+        old_sources,
+        state,
+    })
+}
+
+/// The live generation's Release, re-verified: a keyring change since then means it is no
+/// longer trusted and the run behaves as a first run for this suite.
+fn live_release(live_dir: &Path, keyring: &Keyring) -> Option<Release> {
+    let what = live_dir.join("InRelease");
+    if let Ok(bytes) = std::fs::read(&what) {
+        return verify_inrelease(&bytes, keyring, &what.to_string_lossy())
+            .ok()
+            .map(|v| v.release().clone());
+    }
+    let r = std::fs::read(live_dir.join("Release")).ok()?;
+    let sig = std::fs::read(live_dir.join("Release.gpg")).ok()?;
+    verify_detached(
+        &r,
+        &sig,
+        keyring,
+        &live_dir.join("Release").to_string_lossy(),
+    )
+    .ok()
+    .map(|v| v.release().clone())
+}
+
+fn parse_source(
+    g: &IndexGroup,
+    suite: &str,
+    dir: &Path,
+    exists: impl Fn(&FileRef) -> bool,
+) -> Option<ParseSource> {
+    if g.kind == IndexKind::Plain {
+        return None;
+    }
+    let f = g.by_decode_cost().into_iter().find(|f| exists(f))?;
+    Some(ParseSource {
+        path: dir.join(f.path.as_path()),
+        display: format!("dists/{suite}/{}", f.path),
+        compression: Compression::from_name(f.path.as_str())?,
+        kind: g.kind,
+        sha256: f.sha256,
+    })
+}
+
+async fn stage_file<'f>(
+    ctx: &Ctx<'_>,
+    suite: &str,
+    live_dir: &Path,
+    dir: &Path,
+    old: Option<&Release>,
+    by_hash: bool,
+    f: &'f FileRef,
+) -> Result<Option<&'f FileRef>, SyncError> {
+    let dest = dir.join(f.path.as_path());
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let live = live_dir.join(f.path.as_path());
+    if unchanged_in(old, f) && std::fs::hard_link(&live, &dest).is_ok() {
+        return Ok(Some(f));
+    }
+    let want = Expected {
+        size: f.size,
+        sha256: f.sha256,
+    };
+    // by-hash first when upstream offers it: immune to upstream replacing the file by name
+    // between our InRelease fetch and this request.
+    if by_hash {
+        let url = ctx.url(&format!("dists/{suite}/{}", by_hash_path(f)));
+        match ctx.fetcher.download(&url, &dest, want).await {
+            Ok(()) => return Ok(Some(f)),
+            Err(FetchError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let url = ctx.url(&format!("dists/{suite}/{}", f.path));
+    match ctx.fetcher.download(&url, &dest, want).await {
+        Ok(()) => Ok(Some(f)),
+        Err(FetchError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Links each present index under `by-hash/SHA256/<hash>` and carries over the by-hash files
+/// of the previous generations still within retention, so a client that fetched the old
+/// InRelease a moment before the swap still finds the indices it names.
+fn place_by_hash(
+    ctx: &Ctx<'_>,
+    release: &Release,
+    present: &[&FileRef],
+    live_dir: &Path,
+    dir: &Path,
+    prev: Option<&SuiteState>,
+) -> Result<SuiteState, SyncError> {
+    let mut state = SuiteState {
+        date: release.date,
+        ..SuiteState::default()
+    };
+    if !release.acquire_by_hash {
+        return Ok(state);
+    }
+    let mut current = Vec::new();
+    for f in present {
+        let rel = by_hash_path(f);
+        link_or_copy(&dir.join(f.path.as_path()), &dir.join(&rel))?;
+        current.push(rel);
+    }
+    current.sort();
+    current.dedup();
+    let keep_old = ctx.cfg.by_hash_generations.saturating_sub(1);
+    let mut generations = vec![current];
+    for generation in prev.map(|p| p.by_hash.as_slice()).unwrap_or_default() {
+        if generations.len() > keep_old {
+            break;
+        }
+        let mut kept = Vec::new();
+        for rel in generation {
+            let target = dir.join(rel);
+            if target.exists() {
+                kept.push(rel.clone());
+                continue;
+            }
+            if link_or_copy(&live_dir.join(rel), &target).is_ok() {
+                kept.push(rel.clone());
+            }
+        }
+        if !kept.is_empty() && !generations.contains(&kept) {
+            generations.push(kept);
+        }
+    }
+    state.by_hash = generations;
+    Ok(state)
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), SyncError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    match std::fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => std::fs::copy(from, to).map(|_| ()).map_err(io_err(to)),
+    }
+}
+
+/// InRelease as upstream signed it; Release + Release.gpg too when they verify and say the
+/// same as InRelease (an upstream caught mid-update may briefly serve a mismatched pair; then
+/// only InRelease is published, which every apt since 0.7.22 prefers anyway).
+fn write_release_files(
+    up: &UpstreamRelease,
+    keyring: &Keyring,
+    dir: &Path,
+    ctx: &Ctx<'_>,
+) -> Result<(), SyncError> {
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(io_err(&p))
+    };
+    if let Some(b) = &up.inrelease {
+        write("InRelease", b)?;
+    }
+    if let (Some(r), Some(sig)) = (&up.release, &up.release_gpg) {
+        let what = ctx.url(&format!("dists/{}/Release", up.suite)).to_string();
+        let detached = verify_detached(r, sig, keyring, &what);
+        let agrees = match (&detached, &up.inrelease) {
+            (Ok(d), Some(inrel)) => {
+                verify_inrelease(inrel, keyring, &what).is_ok_and(|v| v.release() == d.release())
+            }
+            (Ok(_), None) => true,
+            (Err(_), _) => false,
+        };
+        if agrees {
+            write("Release", r)?;
+            write("Release.gpg", sig)?;
+        } else {
+            tracing::warn!(
+                "{what}: Release/Release.gpg do not verify or disagree with InRelease; publishing InRelease only"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The parse sources of a live suite, for suites that did not change this run.
+pub fn live_groups(
+    ctx: &Ctx<'_>,
+    suite: &str,
+    live_dir: &Path,
+    keyring: &Keyring,
+) -> Vec<ParseSource> {
+    let Some(release) = live_release(live_dir, keyring) else {
+        return Vec::new();
+    };
+    let Ok(groups) = select_indices(&release, ctx.mirror) else {
+        return Vec::new();
+    };
+    groups
+        .iter()
+        .filter_map(|g| {
+            parse_source(g, suite, live_dir, |f| {
+                live_dir.join(f.path.as_path()).is_file()
+            })
+        })
+        .collect()
+}

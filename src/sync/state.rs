@@ -1,0 +1,97 @@
+//! `.debsync/state.json`: what the last run verified and how it ended.
+//!
+//! The no-op fast path and the "trust what an earlier run verified" rule both rest on this
+//! file, so it is written atomically (temp + rename) and read leniently: a missing or
+//! unreadable state only costs a full run, never a wrong one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RunResult {
+    Ok,
+    Failed,
+    Running,
+    #[default]
+    Never,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub version: u32,
+    pub last_result: RunResult,
+    /// Unix seconds of the end of the last successful run.
+    pub last_success: Option<i64>,
+    pub last_attempt: Option<i64>,
+    pub last_error: Option<String>,
+    pub archive_serial: Option<String>,
+    pub pool_files: u64,
+    pub pool_bytes: u64,
+    pub suites: BTreeMap<String, SuiteState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SuiteState {
+    pub inrelease_sha256: Option<String>,
+    pub date: Option<i64>,
+    /// by-hash paths (relative to `dists/<suite>`) per generation, newest first.
+    pub by_hash: Vec<Vec<String>>,
+}
+
+pub fn state_dir(tree: &Path) -> PathBuf {
+    tree.join(".debsync")
+}
+
+pub fn state_path(tree: &Path) -> PathBuf {
+    state_dir(tree).join("state.json")
+}
+
+impl State {
+    pub fn load(tree: &Path) -> State {
+        let path = state_path(tree);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("{}: unreadable, starting from scratch: {e}", path.display());
+                State::default()
+            }),
+            Err(_) => State::default(),
+        }
+    }
+
+    pub fn save(&self, tree: &Path) -> std::io::Result<()> {
+        let path = state_path(tree);
+        std::fs::create_dir_all(state_dir(tree))?;
+        let mut state = self.clone();
+        state.version = 1;
+        let bytes = serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?;
+        super::write_atomic(&path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_lenient_load() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(State::load(dir.path()).last_result, RunResult::Never);
+        let mut s = State {
+            last_result: RunResult::Ok,
+            last_success: Some(5),
+            ..State::default()
+        };
+        s.suites.insert("stable".into(), SuiteState::default());
+        s.save(dir.path()).unwrap();
+        let back = State::load(dir.path());
+        assert_eq!(back.last_result, RunResult::Ok);
+        assert_eq!(back.last_success, Some(5));
+        std::fs::write(state_path(dir.path()), "{garbage").unwrap();
+        assert_eq!(State::load(dir.path()).last_result, RunResult::Never);
+    }
+}
