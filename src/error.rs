@@ -5,6 +5,8 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    #[error("verify found {0} problem(s)")]
+    VerifyFailed(usize),
     #[error("no mirror named {0:?} in the config")]
     UnknownMirror(String),
 }

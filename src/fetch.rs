@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -123,11 +124,12 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A shared HTTP client for one sync run.
+/// A shared HTTP client for one sync run; clones share the connection pool and counters.
+#[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     policy: RetryPolicy,
-    received: AtomicU64,
+    received: Arc<AtomicU64>,
 }
 
 impl Fetcher {
@@ -149,7 +151,7 @@ impl Fetcher {
                 base_delay: cfg.retry_delay(),
                 max_delay: Duration::from_secs(60),
             },
-            received: AtomicU64::new(0),
+            received: Arc::default(),
         })
     }
 

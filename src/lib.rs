@@ -9,8 +9,10 @@
 //! - [`fetch`]: the HTTP client: retries with backoff, resume, and hashing while streaming.
 //! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
 //! - [`serve`]: the static HTTP server over the synced trees.
+//! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
 
 pub mod archive;
+pub mod check;
 pub mod config;
 pub mod fetch;
 pub mod serve;

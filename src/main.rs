@@ -21,6 +21,19 @@ struct Cli {
 enum Command {
     /// Mirror the configured upstreams: verify, stage, pool, swap, cleanup, trace.
     Sync(SyncArgs),
+    /// Re-hash what each served Release lists (indices and pool files); non-zero if anything
+    /// is wrong.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Path to mirror.toml.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Only verify the mirror with this name.
+    #[arg(long)]
+    mirror: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -43,6 +56,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -58,6 +72,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sync(args) => sync(args).await,
+            Command::Verify(args) => verify(args),
         }
     });
     match result {
@@ -89,6 +104,39 @@ async fn sync(args: SyncArgs) -> Result<(), debsync::Error> {
                 r.bytes_received
             );
         }
+    }
+    Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<(), debsync::Error> {
+    let config = debsync::config::Config::load(&args.config)?;
+    let mut problems = 0;
+    let mut matched = false;
+    for mirror in &config.mirrors {
+        if args.mirror.as_deref().is_some_and(|n| n != mirror.name) {
+            continue;
+        }
+        matched = true;
+        let report = debsync::check::check_mirror(&config, mirror)?;
+        for p in &report.problems {
+            println!("{}: {p}", mirror.name);
+        }
+        println!(
+            "{}: {} indices and {} pool files checked, {} problem(s)",
+            mirror.name,
+            report.indices,
+            report.pool_files,
+            report.problems.len()
+        );
+        problems += report.problems.len();
+    }
+    if !matched {
+        return Err(debsync::Error::UnknownMirror(
+            args.mirror.unwrap_or_default(),
+        ));
+    }
+    if problems > 0 {
+        return Err(debsync::Error::VerifyFailed(problems));
     }
     Ok(())
 }

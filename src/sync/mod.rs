@@ -138,12 +138,20 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Upstream URL of a path relative to the archive root; each segment is percent-encoded.
     pub fn url(&self, rel: &str) -> Url {
-        let mut url = self.mirror.upstream.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(rel.split('/'));
-        }
-        url
+        join_url(&self.mirror.upstream, rel)
     }
+}
+
+/// `base` + a relative archive path, each segment percent-encoded (a `?` or `#` in a file
+/// name stays part of the path).
+pub fn join_url(base: &Url, rel: &str) -> Url {
+    let mut url = base.clone();
+    if !rel.is_empty()
+        && let Ok(mut segments) = url.path_segments_mut()
+    {
+        segments.pop_if_empty().extend(rel.split('/'));
+    }
+    url
 }
 
 pub fn now_unix() -> i64 {

@@ -117,26 +117,32 @@ pub async fn sync_pool(
 
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let failures: Arc<Mutex<Vec<FetchError>>> = Arc::default();
-    let mut workers = Vec::new();
     let counts = Arc::new(Counts::default());
+    let worker_ctx = Arc::new(WorkerCtx {
+        tree: ctx.tree.clone(),
+        base: ctx.mirror.upstream.clone(),
+        fetcher: ctx.fetcher.clone(),
+    });
+    // Spawned, not joined in place: hashing and writing then spread over every core.
+    let mut workers = tokio::task::JoinSet::new();
     for _ in 0..ctx.cfg.concurrency {
         let rx = rx.clone();
         let failures = failures.clone();
         let counts = counts.clone();
-        let worker = async move {
+        let wctx = worker_ctx.clone();
+        workers.spawn(async move {
             loop {
                 let next = rx.lock().await.recv().await;
                 let Some(file) = next else { break };
-                if let Err(e) = fetch_one(ctx, &file, &counts).await {
-                    if let Ok(mut f) = failures.lock() {
-                        f.push(e);
-                    }
+                if let Err(e) = fetch_one(&wctx, &file, &counts).await
+                    && let Ok(mut f) = failures.lock()
+                {
+                    f.push(e);
                 }
             }
-        };
-        workers.push(worker);
+        });
     }
-    futures_util::future::join_all(workers).await;
+    while workers.join_next().await.is_some() {}
 
     let mut outcome = match planner.await {
         Ok(r) => r?,
@@ -215,7 +221,20 @@ fn plan_pool(
     Ok(outcome)
 }
 
-async fn fetch_one(ctx: &Ctx<'_>, file: &FileRef, counts: &Counts) -> Result<(), FetchError> {
+/// What a spawned worker needs of the run (owned, so workers can be tasks of their own).
+struct WorkerCtx {
+    tree: std::path::PathBuf,
+    base: reqwest::Url,
+    fetcher: crate::fetch::Fetcher,
+}
+
+impl WorkerCtx {
+    fn url(&self, rel: &str) -> reqwest::Url {
+        super::join_url(&self.base, rel)
+    }
+}
+
+async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(), FetchError> {
     let dest = ctx.tree.join(file.path.as_path());
     let want = Expected {
         size: file.size,

@@ -37,8 +37,9 @@ impl UpstreamRelease {
             let url = ctx.url(&format!("{dists}/{name}"));
             async move { ctx.fetcher.get_small(&url, MAX_RELEASE).await }
         };
-        let inrelease = get("InRelease").await?;
-        let (release, release_gpg) = (get("Release").await?, get("Release.gpg").await?);
+        let (inrelease, release, release_gpg) =
+            tokio::join!(get("InRelease"), get("Release"), get("Release.gpg"));
+        let (inrelease, release, release_gpg) = (inrelease?, release?, release_gpg?);
         if inrelease.is_none() && (release.is_none() || release_gpg.is_none()) {
             return Err(SyncError::NoRelease {
                 url: ctx.url(&format!("{dists}/")).to_string(),
@@ -425,10 +426,20 @@ pub fn live_groups(
     live_dir: &Path,
     keyring: &Keyring,
 ) -> Vec<ParseSource> {
-    let Some(release) = live_release(live_dir, keyring) else {
-        return Vec::new();
-    };
-    let Ok(groups) = select_indices(&release, ctx.mirror) else {
+    match live_release(live_dir, keyring) {
+        Some(release) => live_sources_of(ctx.mirror, suite, live_dir, &release),
+        None => Vec::new(),
+    }
+}
+
+/// The parse sources a verified live Release selects for a mirror.
+pub fn live_sources_of(
+    mirror: &crate::config::MirrorConfig,
+    suite: &str,
+    live_dir: &Path,
+    release: &Release,
+) -> Vec<ParseSource> {
+    let Ok(groups) = select_indices(release, mirror) else {
         return Vec::new();
     };
     groups

@@ -1,0 +1,111 @@
+//! `debsync verify`: re-hash what the served Release lists, end to end.
+//!
+//! Sync trusts what an earlier run verified (that is what makes an idle run cost nothing);
+//! this is the other half of that bargain: a slow, complete pass that finds bit rot, a pool
+//! file deleted by hand, or an index edited in place. It reads only the live tree.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::archive::FileRef;
+use crate::config::{Config, MirrorConfig};
+use crate::fetch::hash_file;
+use crate::sync::pool::{for_each_file, path_key};
+use crate::sync::stage::live_sources_of;
+use crate::verify::{Keyring, verify_inrelease};
+
+/// One thing wrong in a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.what)
+    }
+}
+
+/// Summary of a verify pass.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub indices: u64,
+    pub pool_files: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// Checks one mirror's live tree against its own signed Release files.
+pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckReport, crate::Error> {
+    let tree = mirror.tree(&config.root);
+    let keyring = Keyring::load(&mirror.keyrings).map_err(crate::sync::SyncError::from)?;
+    let mut report = CheckReport::default();
+    let mut seen = HashSet::new();
+    for suite in &mirror.suites {
+        let dir = tree.join("dists").join(suite);
+        let inrelease = dir.join("InRelease");
+        let shown = format!("dists/{suite}/InRelease");
+        let bytes = match std::fs::read(&inrelease) {
+            Ok(b) => b,
+            Err(e) => {
+                report.problems.push(Problem {
+                    path: shown,
+                    what: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        let verified = match verify_inrelease(&bytes, &keyring, &shown) {
+            Ok(v) => v,
+            Err(e) => {
+                report.problems.push(Problem {
+                    path: shown,
+                    what: e.to_string(),
+                });
+                continue;
+            }
+        };
+        for f in &verified.release().files {
+            let path = dir.join(f.path.as_path());
+            if !path.exists() {
+                continue; // Release lists more than a partial mirror carries.
+            }
+            report.indices += 1;
+            check_file(&path, f, &format!("dists/{suite}/{}", f.path), &mut report);
+        }
+        for src in live_sources_of(mirror, suite, &dir, verified.release()) {
+            let result = for_each_file(&src, |f| {
+                if seen.insert(path_key(f.path.as_str())) {
+                    report.pool_files += 1;
+                    let shown = f.path.to_string();
+                    check_file(&tree.join(f.path.as_path()), &f, &shown, &mut report);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                report.problems.push(Problem {
+                    path: src.display.clone(),
+                    what: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn check_file(path: &Path, want: &FileRef, shown: &str, report: &mut CheckReport) {
+    match hash_file(path) {
+        Ok((sha, len)) if sha == want.sha256 && len == want.size => {}
+        Ok((sha, len)) => report.problems.push(Problem {
+            path: shown.to_string(),
+            what: format!(
+                "expected {} bytes with SHA256 {}, found {len} bytes with SHA256 {sha}",
+                want.size, want.sha256
+            ),
+        }),
+        Err(e) => report.problems.push(Problem {
+            path: shown.to_string(),
+            what: format!("cannot read: {e}"),
+        }),
+    }
+}
