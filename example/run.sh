@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The main job, end to end on one machine: build debsync, build a small signed upstream archive
+# from real .debs, serve it on 127.0.0.1, mirror it with `debsync sync`, serve the mirror with
+# `debsync serve`, and prove it with the real apt-get. Then keep serving until Ctrl-C.
+#   bash example/run.sh           # sync, check with apt, serve in the foreground
+#   bash example/run.sh --check   # same, but exit after the apt check (used by CI)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=${DEBSYNC_EXAMPLE_DIR:-$repo/example/out}
+mode=${1:-serve}
+
+cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+bin=$repo/target/release/debsync
+
+"$repo/example/make-upstream.sh" "$work/upstream" >/dev/null
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# Start `debsync serve` on a free port and print the address it bound.
+serve() {
+  local log=$1; shift
+  "$bin" serve --listen 127.0.0.1:0 "$@" >"$log" 2>"$log.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    if addr=$(grep -m1 -o 'http://[0-9.:]*' "$log" 2>/dev/null); then echo "$addr"; return; fi
+    sleep 0.1
+  done
+  echo "debsync serve did not start: $(cat "$log.err")" >&2; exit 1
+}
+
+upstream=$(serve "$work/upstream.log" --root "$work/upstream")
+echo "upstream archive:  $upstream/"
+
+cat >"$work/mirror.toml" <<TOML
+root = "mirror"
+
+[[mirror]]
+name = "example"
+upstream = "$upstream/"
+suites = ["stable"]
+components = ["main"]
+architectures = ["amd64"]
+keyring = "upstream/keyring.gpg"
+TOML
+
+"$bin" sync --config "$work/mirror.toml"
+"$bin" sync --config "$work/mirror.toml"   # the no-op run: upstream unchanged
+
+mirror=$(serve "$work/mirror.log" --config "$work/mirror.toml")
+echo "mirror served at:  $mirror/example/"
+
+# apt, fully private: nothing on this machine's apt setup is read or changed.
+apt=$work/apt
+rm -rf "$apt"; mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/etc/apt.conf.d" "$apt/etc/preferences.d" "$apt/etc/trusted.gpg.d" "$apt/etc/sources.list.d"
+echo "deb [signed-by=$work/upstream/keyring.gpg] $mirror/example stable main" >"$apt/etc/sources.list"
+touch "$apt/state/status"
+aptopts=(-o "Dir::State=$apt/state" -o "Dir::State::status=$apt/state/status" -o "Dir::Cache=$apt/cache"
+  -o "Dir::Etc=$apt/etc" -o "Dir::Etc::SourceList=$apt/etc/sources.list" -o "Dir::Etc::SourceParts=$apt/etc/sources.list.d"
+  -o "Dir::Etc::Parts=$apt/etc/apt.conf.d" -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
+  -o "Dir::Etc::TrustedParts=$apt/etc/trusted.gpg.d" -o APT::Architecture=amd64 -o Debug::NoLocking=1
+  -o APT::Sandbox::User=root)
+out=$(apt-get "${aptopts[@]}" update 2>&1); echo "$out"
+if grep -qE '^(W|E):' <<<"$out"; then echo "apt-get update reported a problem" >&2; exit 1; fi
+(cd "$work" && apt-get "${aptopts[@]}" download hello && ls -l hello_*.deb && rm -f hello_*.deb)
+echo "apt-get update + download against the mirror: OK"
+
+if [ "$mode" = "--check" ]; then exit 0; fi
+echo "serving $mirror/example/ (Ctrl-C to stop); try: curl $mirror/example/dists/stable/InRelease"
+wait
