@@ -4,6 +4,10 @@
 //! byte of each line and ignores the rest of the stanza: parsing the 50 MB bookworm `Packages`
 //! is a memchr walk, not a field-by-field parse.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 use super::deb822::field_lines;
 use super::{ArchivePath, FileRef, Sha256};
 
@@ -26,29 +30,71 @@ pub enum PackagesError {
 }
 
 /// Extracts the pool file of one `Packages` stanza. `stanza` numbers it for messages.
+///
+/// Fast path: three SIMD substring searches for `\nFilename:`, `\nSize:` and `\nSHA256:`
+/// (continuation lines start with a space, so they can never match). Stanzas that spell a
+/// field differently (deb822 names are case-insensitive) fall back to a line-by-line parse.
 pub fn pool_file(raw: &[u8], stanza: u64) -> Result<FileRef, PackagesError> {
+    if let (Some(filename), Some(size), Some(sha256)) = (
+        fast_field(raw, &FILENAME, b"Filename:"),
+        fast_field(raw, &SIZE, b"Size:"),
+        fast_field(raw, &SHA256, b"SHA256:"),
+    ) {
+        return build(raw, stanza, Some(filename), Some(size), Some(sha256));
+    }
     let mut filename = None;
     let mut size = None;
     let mut sha256 = None;
-    let mut package: &[u8] = b"";
     for (name, value) in field_lines(raw) {
-        match name {
-            b"Filename" => filename = Some(value),
-            b"Size" => size = Some(value),
-            b"SHA256" => sha256 = Some(value),
-            b"Package" => package = value,
-            _ => {}
+        if name.eq_ignore_ascii_case(b"Filename") {
+            filename = filename.or(Some(value));
+        } else if name.eq_ignore_ascii_case(b"Size") {
+            size = size.or(Some(value));
+        } else if name.eq_ignore_ascii_case(b"SHA256") {
+            sha256 = sha256.or(Some(value));
         }
     }
-    let pkg = || String::from_utf8_lossy(package).into_owned();
+    build(raw, stanza, filename, size, sha256)
+}
+
+static FILENAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\nFilename:"));
+static SIZE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\nSize:"));
+static SHA256: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\nSHA256:"));
+
+/// The trimmed single-line value of a field found by exact spelling, or `None`.
+fn fast_field<'a>(raw: &'a [u8], finder: &Finder<'_>, name: &[u8]) -> Option<&'a [u8]> {
+    let start = if raw.starts_with(name) {
+        name.len()
+    } else {
+        finder.find(raw)? + 1 + name.len()
+    };
+    let rest = &raw[start..];
+    let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    Some(rest[..end].trim_ascii())
+}
+
+fn package_name(raw: &[u8]) -> String {
+    field_lines(raw)
+        .find(|(k, _)| k.eq_ignore_ascii_case(b"Package"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+fn build(
+    raw: &[u8],
+    stanza: u64,
+    filename: Option<&[u8]>,
+    size: Option<&[u8]>,
+    sha256: Option<&[u8]>,
+) -> Result<FileRef, PackagesError> {
     let missing = |field| PackagesError::Missing {
         stanza,
-        package: pkg(),
+        package: package_name(raw),
         field,
     };
     let bad = |field, value: &[u8]| PackagesError::Bad {
         stanza,
-        package: pkg(),
+        package: package_name(raw),
         field,
         value: String::from_utf8_lossy(&value[..value.len().min(200)]).into_owned(),
     };
@@ -108,12 +154,36 @@ mod tests {
             (s.replace("SHA256: 5b4f", "SHA256: 5b4"), "bad SHA256"),
             (s.replace("Filename:", "Filenam:"), "missing Filename"),
             (s.replace("\nSize: 53000", ""), "missing Size"),
+            (s.replace("Filename: pool", "filename: ../pool"), "bad Filename"),
         ];
         for (text, want) in cases {
             let err = pool_file(text.as_bytes(), 7).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
             assert!(err.contains("stanza 7 (hello)"), "{err}");
         }
+    }
+
+    #[test]
+    fn field_case_and_position_variants_agree() {
+        let want = pool_file(STANZA, 1).unwrap();
+        let s = std::str::from_utf8(STANZA).unwrap();
+        let lower = s.replace("Filename:", "filename:").replace("Size:", "size:");
+        assert_eq!(pool_file(lower.as_bytes(), 1).unwrap(), want);
+        let first = format!("Filename: {}\n{}", want.path, s.replace(&format!("Filename: {}\n", want.path), ""));
+        assert_eq!(pool_file(first.as_bytes(), 1).unwrap(), want);
+    }
+
+    #[test]
+    fn real_packages_excerpt_parses() {
+        let data = include_bytes!("../../tests/fixtures/bookworm-main-amd64-Packages-300");
+        let mut r = crate::archive::deb822::StanzaReader::new(&data[..]);
+        let mut n = 0;
+        while let Some(st) = r.next_stanza().unwrap() {
+            let f = pool_file(st, n).unwrap();
+            assert!(f.path.as_str().starts_with("pool/main/"), "{}", f.path);
+            n += 1;
+        }
+        assert_eq!(n, 300);
     }
 
     #[test]
