@@ -314,6 +314,18 @@ fn run_sync_spawns_the_binary() {
     let _ = snap;
 }
 
+#[test]
+fn spawn_serve_reports_a_server_that_never_listens() {
+    // The skeleton binary exits at once; the helper must say so instead of hanging.
+    if let Ok(server) = spawn_serve(&["--root", "/nonexistent", "--listen", "127.0.0.1:0"]) {
+        assert!(
+            server.url.starts_with("http://127.0.0.1:"),
+            "{}",
+            server.url
+        );
+    }
+}
+
 // ---- upstream faults, seen by a raw HTTP/1.1 client ----
 
 /// A minimal HTTP/1.1 GET with `Connection: close`: (status, headers, body as received).
@@ -498,4 +510,35 @@ async fn upstream_serves_async_clients_too() {
         "{text}"
     );
     assert_eq!(up.requests()[0].method, "HEAD");
+}
+
+#[test]
+fn apt_refuses_expired_valid_until() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = sample_archive(tmp.path());
+    {
+        let s = a.suite("stable");
+        s.date = Some(rfc2822_from_now(-10 * 86_400));
+        s.valid_until = Some(rfc2822_from_now(-86_400));
+    }
+    a.build();
+    let up = Upstream::serve(a.dir());
+    let apt = apt_against(tmp.path(), &up.base_url(), &keyring(tmp.path(), a.key()));
+    let problems = apt.update().assert_problem();
+    assert!(
+        problems.iter().any(|l| l.contains("expired")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+#[ignore = "RSA key generation takes seconds in debug builds"]
+fn apt_accepts_rsa_signed_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = TestKey::rsa(2048, "rsa archive <rsa@test.invalid>");
+    let mut a = sample_archive(tmp.path()).with_key(&key);
+    a.build();
+    let up = Upstream::serve(a.dir());
+    let apt = apt_against(tmp.path(), &up.base_url(), &keyring(tmp.path(), &key));
+    assert_eq!(apt.fetch_package("hello"), b"hello deb bytes");
 }

@@ -135,6 +135,65 @@ pub fn run_debsync(args: &[&str]) -> Output {
     run_with_timeout(&mut cmd, COMMAND_TIMEOUT)
 }
 
+/// A running `debsync serve`, killed (SIGKILL) and reaped on drop.
+pub struct DebsyncServer {
+    /// `http://ADDR/` from the first stdout line (`listening on http://ADDR`).
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl DebsyncServer {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for DebsyncServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `debsync serve <args>` (pass `--listen 127.0.0.1:0`) and waits up to 30 s for the
+/// `listening on http://ADDR` line. Err (with stderr) if the process exits or prints something
+/// else first. Stdout after the first line is drained and dropped; stderr is inherited.
+pub fn spawn_serve(args: &[&str]) -> Result<DebsyncServer, String> {
+    use std::io::BufRead;
+    let mut child = Command::new(debsync_bin())
+        .arg("serve")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn debsync serve: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        for _ in lines {}
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let fail = |mut child: std::process::Child, why: String| {
+        let _ = child.kill();
+        let status = child.wait();
+        Err(format!("debsync serve {args:?}: {why} (exit {status:?})"))
+    };
+    match first {
+        Ok(Some(Ok(line))) => match line.strip_prefix("listening on ") {
+            Some(url) => Ok(DebsyncServer {
+                url: format!("{}/", url.trim_end_matches('/')),
+                child,
+            }),
+            None => fail(child, format!("unexpected first line {line:?}")),
+        },
+        Ok(_) => fail(child, "no output before stdout closed".into()),
+        Err(_) => fail(child, "no `listening on` line within 30 s".into()),
+    }
+}
+
 /// Runs `cmd` with piped stdout/stderr and no stdin; kills it (SIGKILL) and panics when it
 /// runs longer than `timeout`.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
