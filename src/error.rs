@@ -3,4 +3,6 @@
 pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
 }
