@@ -247,7 +247,10 @@ impl Config {
             if !valid_name(&m.name) {
                 return Err(invalid(
                     key("name"),
-                    format!("{:?} must be non-empty [A-Za-z0-9._-], not starting with '.'", m.name),
+                    format!(
+                        "{:?} must be non-empty [A-Za-z0-9._-], not starting with '.'",
+                        m.name
+                    ),
                 ));
             }
             if mirrors.iter().any(|o: &MirrorConfig| o.name == m.name) {
@@ -271,7 +274,8 @@ impl Config {
                 let p = format!("{}/", upstream.path());
                 upstream.set_path(&p);
             }
-            check_list(&m.suites, &key("suites"), valid_suite).map_err(|msg| invalid(key("suites"), msg))?;
+            check_list(&m.suites, &key("suites"), valid_suite)
+                .map_err(|msg| invalid(key("suites"), msg))?;
             check_list(&m.components, &key("components"), valid_suite)
                 .map_err(|msg| invalid(key("components"), msg))?;
             check_list(&m.architectures, &key("architectures"), valid_name)
@@ -284,7 +288,10 @@ impl Config {
             .map(|p| base.join(p))
             .collect();
             if keyrings.is_empty() {
-                return Err(invalid(key("keyring"), "at least one keyring is required".into()));
+                return Err(invalid(
+                    key("keyring"),
+                    "at least one keyring is required".into(),
+                ));
             }
             for k in &keyrings {
                 if !k.is_file() {
@@ -329,7 +336,8 @@ fn check_list(items: &[String], _key: &str, ok: fn(&str) -> bool) -> Result<(), 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
 }
 
 /// Suites and components may hold a `/` (`bookworm/updates`, `updates/main`) but each part must
@@ -373,11 +381,23 @@ keyring = "k.gpg"
         let cases = [
             (GOOD.replace("suites", "suite"), "suite"),
             (GOOD.replace("k.gpg", "missing.gpg"), "mirror[0].keyring"),
-            (GOOD.replace("http://127.0.0.1:1/debian", "ftp://x/"), "mirror[0].upstream"),
+            (
+                GOOD.replace("http://127.0.0.1:1/debian", "ftp://x/"),
+                "mirror[0].upstream",
+            ),
             (GOOD.replace("\"debian\"", "\"../x\""), "mirror[0].name"),
-            (GOOD.replace("[\"main\"]", "[\"../main\"]"), "mirror[0].components"),
-            (format!("{GOOD}\n[sync]\nconcurrency = 0\n"), "sync.concurrency"),
-            (format!("{GOOD}\n[sync]\nmax_delete = \"lots\"\n"), "max_delete"),
+            (
+                GOOD.replace("[\"main\"]", "[\"../main\"]"),
+                "mirror[0].components",
+            ),
+            (
+                format!("{GOOD}\n[sync]\nconcurrency = 0\n"),
+                "sync.concurrency",
+            ),
+            (
+                format!("{GOOD}\n[sync]\nmax_delete = \"lots\"\n"),
+                "max_delete",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

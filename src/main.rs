@@ -1,6 +1,7 @@
 //! The `debsync` command: parse the CLI, set up logging, call the library, map the error to an
 //! exit code.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,7 +27,12 @@ enum Command {
 #[derive(Args)]
 struct ServeArgs {
     /// mirror.toml: serves <root>/<name> at /<name>/ for every [[mirror]].
-    #[arg(long, value_name = "FILE", required_unless_present = "root", conflicts_with = "root")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "root",
+        conflicts_with = "root"
+    )]
     config: Option<PathBuf>,
     /// Serve this directory at / instead of the mirrors of a config.
     #[arg(long, value_name = "DIR")]
@@ -49,8 +55,11 @@ struct ServeArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::Serve(args) => run_serve(args).await,
@@ -83,7 +92,9 @@ async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
         server = server.with_tls(cert, key)?;
     }
     let listener = serve::bind(&listen).await?;
-    let addr = listener.local_addr().map_err(serve::ServeError::LocalAddr)?;
+    let addr = listener
+        .local_addr()
+        .map_err(serve::ServeError::LocalAddr)?;
     println!("listening on {}://{addr}", server.scheme());
     server.run(listener, serve::shutdown_signal()).await?;
     Ok(())

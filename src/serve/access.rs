@@ -37,7 +37,10 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     let request_line = format!(
         "{} {} {:?}",
         req.method(),
-        req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
         req.version()
     );
     let referer = header_field(req.headers(), header::REFERER);
@@ -169,7 +172,10 @@ fn escape(s: &str) -> String {
 mod tests {
     #[test]
     fn log_fields_are_escaped() {
-        assert_eq!(super::escape("curl/8 \"x\"\n\\"), "curl/8 \\x22x\\x22\\x0A\\x5C");
+        assert_eq!(
+            super::escape("curl/8 \"x\"\n\\"),
+            "curl/8 \\x22x\\x22\\x0A\\x5C"
+        );
         assert_eq!(super::escape("é"), "\\xC3\\xA9");
     }
 }

@@ -136,9 +136,15 @@ mod tests {
         let cases: Vec<(HttpError, u16)> = vec![
             (HttpError::BadPath("x"), 400),
             (HttpError::Hidden, 404),
-            (HttpError::from(io::Error::from(io::ErrorKind::NotFound)), 404),
+            (
+                HttpError::from(io::Error::from(io::ErrorKind::NotFound)),
+                404,
+            ),
             (HttpError::from(escape), 403),
-            (HttpError::from(io::Error::from(io::ErrorKind::PermissionDenied)), 403),
+            (
+                HttpError::from(io::Error::from(io::ErrorKind::PermissionDenied)),
+                403,
+            ),
             (HttpError::MethodNotAllowed, 405),
             (HttpError::UriTooLong, 414),
             (HttpError::RangeNotSatisfiable { len: 3 }, 416),

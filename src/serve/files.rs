@@ -25,9 +25,14 @@ const CHUNK: usize = 128 * 1024;
 
 /// What a path names, read from one open handle.
 pub enum Found {
-    File { meta: FileMeta, body: FileBody },
+    File {
+        meta: FileMeta,
+        body: FileBody,
+    },
     /// A directory; `entries` is read only when a listing was asked for.
-    Dir { entries: Option<Vec<Entry>> },
+    Dir {
+        entries: Option<Vec<Entry>>,
+    },
 }
 
 pub struct FileMeta {
@@ -144,9 +149,7 @@ pub async fn respond(
         return Ok(resp);
     }
     *resp.body_mut() = match body {
-        FileBody::Small(bytes) => {
-            Body::from(bytes.slice(start as usize..end as usize))
-        }
+        FileBody::Small(bytes) => Body::from(bytes.slice(start as usize..end as usize)),
         FileBody::Open(file) => {
             let mut file = tokio::fs::File::from_std(file);
             if start > 0 {
@@ -157,4 +160,3 @@ pub async fn respond(
     };
     Ok(resp)
 }
-

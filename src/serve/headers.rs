@@ -119,7 +119,10 @@ pub fn evaluate(h: &HeaderMap, v: &Validators) -> Precondition {
 pub enum RangeDecision {
     Full,
     /// Inclusive byte range.
-    Partial { start: u64, end: u64 },
+    Partial {
+        start: u64,
+        end: u64,
+    },
     Unsatisfiable,
 }
 
@@ -243,7 +246,10 @@ mod tests {
     #[test]
     fn content_types() {
         for (name, ct) in [
-            ("hello_2.10-3_amd64.deb", "application/vnd.debian.binary-package"),
+            (
+                "hello_2.10-3_amd64.deb",
+                "application/vnd.debian.binary-package",
+            ),
             ("d-i_1_amd64.udeb", "application/vnd.debian.binary-package"),
             ("Packages.xz", "application/x-xz"),
             ("Packages.gz", "application/gzip"),
@@ -255,7 +261,10 @@ mod tests {
             ("Contents-amd64", "text/plain; charset=utf-8"),
             ("Release.gpg", "application/pgp-signature"),
             ("hello_2.10-3.dsc", "text/plain; charset=utf-8"),
-            ("e3b0c44298fc1c149afbf4c8996fb924", "application/octet-stream"),
+            (
+                "e3b0c44298fc1c149afbf4c8996fb924",
+                "application/octet-stream",
+            ),
         ] {
             assert_eq!(content_type(name), ct, "{name}");
         }
@@ -265,7 +274,10 @@ mod tests {
     fn cache_lifetimes() {
         let s = |p: &str| p.split('/').map(String::from).collect::<Vec<_>>();
         assert!(cache_control(&s("pool/main/h/hello/x.deb")).contains("max-age=2592000"));
-        assert!(cache_control(&s("dists/stable/main/binary-amd64/by-hash/SHA256/ab")).contains("immutable"));
+        assert!(
+            cache_control(&s("dists/stable/main/binary-amd64/by-hash/SHA256/ab"))
+                .contains("immutable")
+        );
         assert!(cache_control(&s("dists/stable/InRelease")).contains("max-age=60,"));
         assert!(cache_control(&s("project/trace/host")).contains("max-age=300"));
     }
@@ -282,8 +294,14 @@ mod tests {
             (vec![(header::IF_NONE_MATCH, &listed)], NotModified),
             (vec![(header::IF_NONE_MATCH, "*")], NotModified),
             (vec![(header::IF_NONE_MATCH, "\"other\"")], Proceed),
-            (vec![(header::IF_MODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:37 GMT")], NotModified),
-            (vec![(header::IF_MODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:36 GMT")], Proceed),
+            (
+                vec![(header::IF_MODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:37 GMT")],
+                NotModified,
+            ),
+            (
+                vec![(header::IF_MODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:36 GMT")],
+                Proceed,
+            ),
             (vec![(header::IF_MODIFIED_SINCE, "garbage")], Proceed),
             // If-None-Match wins over If-Modified-Since.
             (
@@ -296,8 +314,14 @@ mod tests {
             (vec![(header::IF_MATCH, &etag)], Proceed),
             (vec![(header::IF_MATCH, &weak)], Failed),
             (vec![(header::IF_MATCH, "\"other\"")], Failed),
-            (vec![(header::IF_UNMODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:36 GMT")], Failed),
-            (vec![(header::IF_UNMODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:37 GMT")], Proceed),
+            (
+                vec![(header::IF_UNMODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:36 GMT")],
+                Failed,
+            ),
+            (
+                vec![(header::IF_UNMODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:37 GMT")],
+                Proceed,
+            ),
         ];
         for (h, want) in rows {
             assert_eq!(evaluate(&headers(&h), &v()), want, "{h:?}");
@@ -345,7 +369,10 @@ mod tests {
         };
         assert_eq!(with(&v.etag), RangeDecision::Partial { start: 5, end: 99 });
         assert_eq!(with("\"stale\""), RangeDecision::Full);
-        assert_eq!(with(&v.last_modified()), RangeDecision::Partial { start: 5, end: 99 });
+        assert_eq!(
+            with(&v.last_modified()),
+            RangeDecision::Partial { start: 5, end: 99 }
+        );
         assert_eq!(with("Sun, 06 Nov 1994 08:49:38 GMT"), RangeDecision::Full);
     }
 }

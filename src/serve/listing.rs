@@ -37,7 +37,12 @@ pub struct Entry {
 /// Symlinks are shown as what they point to, and only if that stays inside the tree
 /// (`tree_fd` + `rel`, the directory's path in the tree); dangling or escaping links, FIFOs,
 /// sockets, devices, private and non-UTF-8 names are left out.
-pub fn read_entries(dir: File, tree: &Path, tree_fd: &OwnedFd, rel: &Path) -> io::Result<Vec<Entry>> {
+pub fn read_entries(
+    dir: File,
+    tree: &Path,
+    tree_fd: &OwnedFd,
+    rel: &Path,
+) -> io::Result<Vec<Entry>> {
     let mut dir = Dir::new(OwnedFd::from(dir))?;
     let mut out = Vec::new();
     while let Some(item) = dir.read() {
@@ -160,11 +165,19 @@ pub fn html(segments: &[String], entries: &[Entry]) -> String {
     out.push_str("</nav>\n");
     let dirs = entries.iter().filter(|e| e.kind == Kind::Directory).count();
     let files = entries.len() - dirs;
-    let total: u64 = entries.iter().filter(|e| e.kind == Kind::File).map(|e| e.size).sum();
+    let total: u64 = entries
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .map(|e| e.size)
+        .sum();
     let _ = writeln!(
         out,
         "<p class=\"summary\">{dirs} {}, {files} {}, {}</p>\n</header>",
-        if dirs == 1 { "directory" } else { "directories" },
+        if dirs == 1 {
+            "directory"
+        } else {
+            "directories"
+        },
         if files == 1 { "file" } else { "files" },
         human_size(total)
     );
@@ -179,7 +192,14 @@ pub fn html(segments: &[String], entries: &[Entry]) -> String {
     for e in entries {
         let (class, size) = match e.kind {
             Kind::Directory => ("d", String::from("&mdash;")),
-            Kind::File => ("f", format!("<span title=\"{} bytes\">{}</span>", e.size, human_size(e.size))),
+            Kind::File => (
+                "f",
+                format!(
+                    "<span title=\"{} bytes\">{}</span>",
+                    e.size,
+                    human_size(e.size)
+                ),
+            ),
         };
         let slash = if e.kind == Kind::Directory { "/" } else { "" };
         let _ = writeln!(
@@ -315,6 +335,12 @@ mod tests {
         assert_eq!(j["entries"][0]["type"], "directory");
         assert_eq!(j["entries"][0]["size"], serde_json::Value::Null);
         assert_eq!(j["entries"][1]["size"], 1536);
-        assert!(j["entries"].as_array().unwrap().iter().any(|e| e["name"] == "new\nline"));
+        assert!(
+            j["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "new\nline")
+        );
     }
 }

@@ -61,11 +61,20 @@ impl Metrics {
 
     /// Appends the HTTP-level samples.
     pub fn render(&self, out: &mut String) {
-        family(out, "debsync_http_requests_total", "counter", "HTTP responses sent, by status code.");
+        family(
+            out,
+            "debsync_http_requests_total",
+            "counter",
+            "HTTP responses sent, by status code.",
+        );
         for (i, c) in self.by_status.iter().enumerate() {
             let n = c.load(Ordering::Relaxed);
             if n > 0 {
-                let _ = writeln!(out, "debsync_http_requests_total{{code=\"{}\"}} {n}", i + 100);
+                let _ = writeln!(
+                    out,
+                    "debsync_http_requests_total{{code=\"{}\"}} {n}",
+                    i + 100
+                );
             }
         }
         let scalars: [(&str, &str, &str, i128); 5] = [
@@ -114,7 +123,9 @@ pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// Escapes a label value (`\`, `"`, newline).
 pub fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -131,7 +142,10 @@ mod tests {
         m.sent(10);
         let mut s = String::new();
         m.render(&mut s);
-        assert!(s.contains("debsync_http_requests_total{code=\"200\"} 2\n"), "{s}");
+        assert!(
+            s.contains("debsync_http_requests_total{code=\"200\"} 2\n"),
+            "{s}"
+        );
         assert!(s.contains("debsync_http_requests_total{code=\"404\"} 1\n"));
         assert!(s.contains("debsync_http_response_bytes_total 10\n"));
         assert!(s.contains("# TYPE debsync_http_requests_in_flight gauge\n"));

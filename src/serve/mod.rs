@@ -168,7 +168,13 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
 
 /// Steps 5–9.
 async fn serve_path(State(app): State<Arc<App>>, req: Request) -> Response {
-    match serve_path_inner(&app, req.method() == Method::HEAD, req.uri().path(), req.headers()).await
+    match serve_path_inner(
+        &app,
+        req.method() == Method::HEAD,
+        req.uri().path(),
+        req.headers(),
+    )
+    .await
     {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
@@ -183,7 +189,12 @@ async fn serve_path_inner(
 ) -> Result<Response, HttpError> {
     let path = SafePath::parse(raw_path)?;
     if app.site.prefixed && path.segments().is_empty() {
-        return Ok(listing_response(headers, head, &[], mirror_index(&app.site).await));
+        return Ok(listing_response(
+            headers,
+            head,
+            &[],
+            mirror_index(&app.site).await,
+        ));
     }
     let (mount, rel) = app.site.resolve(&path).ok_or(HttpError::NotFound)?;
     let tree = mount.tree.clone();
@@ -198,7 +209,9 @@ async fn serve_path_inner(
             entries: Some(entries),
         } => Ok(listing_response(headers, head, path.segments(), entries)),
         Found::File { .. } if path.has_trailing_slash() => Err(HttpError::NotFound),
-        Found::File { meta, body } => files::respond(headers, head, rel.segments(), meta, body).await,
+        Found::File { meta, body } => {
+            files::respond(headers, head, rel.segments(), meta, body).await
+        }
     }
 }
 
@@ -225,7 +238,12 @@ async fn mirror_index(site: &Site) -> Vec<Entry> {
     .unwrap_or_default()
 }
 
-fn listing_response(headers: &HeaderMap, head: bool, segments: &[String], entries: Vec<Entry>) -> Response {
+fn listing_response(
+    headers: &HeaderMap,
+    head: bool,
+    segments: &[String],
+    entries: Vec<Entry>,
+) -> Response {
     let wants_json = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -239,10 +257,17 @@ fn listing_response(headers: &HeaderMap, head: bool, segments: &[String], entrie
         }
         (listing::json(&display, &entries), "application/json")
     } else {
-        (listing::html(segments, &entries), "text/html; charset=utf-8")
+        (
+            listing::html(segments, &entries),
+            "text/html; charset=utf-8",
+        )
     };
     let len = body.len();
-    let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -45,7 +45,12 @@ pub fn read_state(tree: &Path) -> Option<SyncState> {
 /// `GET /healthz`: 200 when every mirror's tree can be opened, else 503 naming the ones that
 /// cannot.
 pub async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let mounts: Vec<_> = app.site.mounts.iter().map(|m| (m.name.clone(), m.tree.clone())).collect();
+    let mounts: Vec<_> = app
+        .site
+        .mounts
+        .iter()
+        .map(|m| (m.name.clone(), m.tree.clone()))
+        .collect();
     let problems = tokio::task::spawn_blocking(move || {
         let mut problems = String::new();
         for (name, tree) in mounts {
@@ -69,7 +74,12 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut out = String::with_capacity(4096);
     app.metrics.render(&mut out);
-    let mounts: Vec<_> = app.site.mounts.iter().map(|m| (m.name.clone(), m.tree.clone())).collect();
+    let mounts: Vec<_> = app
+        .site
+        .mounts
+        .iter()
+        .map(|m| (m.name.clone(), m.tree.clone()))
+        .collect();
     let mirrors = tokio::task::spawn_blocking(move || {
         mounts
             .into_iter()
@@ -82,13 +92,27 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     .await
     .unwrap_or_default();
     render_mirrors(&mut out, &mirrors);
-    plain(StatusCode::OK, out, "text/plain; version=0.0.4; charset=utf-8")
+    plain(
+        StatusCode::OK,
+        out,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
 }
 
 fn render_mirrors(out: &mut String, mirrors: &[(String, bool, Option<SyncState>)]) {
-    family(out, "debsync_mirror_servable", "gauge", "1 when the mirror's tree can be opened.");
+    family(
+        out,
+        "debsync_mirror_servable",
+        "gauge",
+        "1 when the mirror's tree can be opened.",
+    );
     for (name, ok, _) in mirrors {
-        let _ = writeln!(out, "debsync_mirror_servable{{mirror=\"{}\"}} {}", label(name), u8::from(*ok));
+        let _ = writeln!(
+            out,
+            "debsync_mirror_servable{{mirror=\"{}\"}} {}",
+            label(name),
+            u8::from(*ok)
+        );
     }
     family(
         out,
@@ -114,7 +138,10 @@ fn render_mirrors(out: &mut String, mirrors: &[(String, bool, Option<SyncState>)
     for (name, _, state) in mirrors {
         let result = match state {
             None => "never".to_string(),
-            Some(s) => s.last_result.clone().unwrap_or_else(|| "unknown".to_string()),
+            Some(s) => s
+                .last_result
+                .clone()
+                .unwrap_or_else(|| "unknown".to_string()),
         };
         let _ = writeln!(
             out,
@@ -158,7 +185,9 @@ mod tests {
         let parse = |s: &str| serde_json::from_str::<SyncState>(s).unwrap();
         assert_eq!(parse("{}"), SyncState::default());
         assert_eq!(
-            parse(r#"{"last_success": 1700000000, "last_result": "ok", "archive_serial": "2024060101", "future": [1]}"#),
+            parse(
+                r#"{"last_success": 1700000000, "last_result": "ok", "archive_serial": "2024060101", "future": [1]}"#
+            ),
             SyncState {
                 last_success: Some(1_700_000_000),
                 last_result: Some("ok".into()),
@@ -185,7 +214,10 @@ mod tests {
         };
         render_mirrors(
             &mut out,
-            &[("debian".into(), true, Some(state)), ("ubuntu".into(), false, None)],
+            &[
+                ("debian".into(), true, Some(state)),
+                ("ubuntu".into(), false, None),
+            ],
         );
         for line in [
             "debsync_mirror_servable{mirror=\"debian\"} 1\n",

@@ -46,7 +46,8 @@ impl SafePath {
         let mut segments = Vec::new();
         for encoded in rest.split('/') {
             let bytes = decode(encoded)?;
-            let seg = String::from_utf8(bytes).map_err(|_| HttpError::BadPath("path is not UTF-8"))?;
+            let seg =
+                String::from_utf8(bytes).map_err(|_| HttpError::BadPath("path is not UTF-8"))?;
             if seg.contains(['/', '\\', '\0']) {
                 return Err(HttpError::BadPath("encoded '/', '\\' or NUL in path"));
             }
@@ -136,7 +137,9 @@ fn decode(s: &str) -> Result<Vec<u8>, HttpError> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).ok_or(HttpError::BadPath("truncated %-escape"))?;
+            let hex = b
+                .get(i + 1..i + 3)
+                .ok_or(HttpError::BadPath("truncated %-escape"))?;
             let hi = hex_val(hex[0]).ok_or(HttpError::BadPath("invalid %-escape"))?;
             let lo = hex_val(hex[1]).ok_or(HttpError::BadPath("invalid %-escape"))?;
             out.push(hi << 4 | lo);
@@ -181,7 +184,12 @@ pub enum OpenMode {
 ///
 /// Errors: `PermissionDenied` with [`ESCAPES`] in the message when resolution would leave the
 /// tree, otherwise the OS error (`NotFound`, …).
-pub fn open_beneath(tree: &Path, tree_fd: &OwnedFd, rel: &Path, mode: OpenMode) -> io::Result<File> {
+pub fn open_beneath(
+    tree: &Path,
+    tree_fd: &OwnedFd,
+    rel: &Path,
+    mode: OpenMode,
+) -> io::Result<File> {
     let flags = match mode {
         // O_NONBLOCK: opening a FIFO must not block a worker thread; it is refused after fstat.
         OpenMode::Read => OFlags::RDONLY | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -268,7 +276,11 @@ mod tests {
         ok!("/debian//pool///main/", ["debian", "pool", "main"], true);
         ok!("//evil.example/x", ["evil.example", "x"], false);
         ok!("/a%20b/c%2Bd", ["a b", "c+d"], false);
-        ok!("/libstdc++6_13.2-1_amd64.deb", ["libstdc++6_13.2-1_amd64.deb"], false);
+        ok!(
+            "/libstdc++6_13.2-1_amd64.deb",
+            ["libstdc++6_13.2-1_amd64.deb"],
+            false
+        );
         ok!("/%F0%9F%98%80", ["😀"], false);
         ok!("/a..b/c.", ["a..b", "c."], false);
         ok!("/line%0Abreak", ["line\nbreak"], false);
@@ -327,7 +339,12 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("secret"), tree.join("abs")).unwrap();
         std::os::unix::fs::symlink("pool/f", tree.join("inside")).unwrap();
         let fd = open_tree(&tree).unwrap();
-        for (rel, ok) in [("pool/f", true), ("inside", true), ("up", false), ("abs", false)] {
+        for (rel, ok) in [
+            ("pool/f", true),
+            ("inside", true),
+            ("up", false),
+            ("abs", false),
+        ] {
             let r = open_beneath(&tree, &fd, Path::new(rel), OpenMode::Read);
             assert_eq!(r.is_ok(), ok, "{rel}: {r:?}");
             if !ok {

@@ -76,12 +76,12 @@ pub struct Server {
 
 /// Binds a TCP listener (`127.0.0.1:0` picks a free port; read it back with `local_addr`).
 pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
-    let sock: SocketAddr = addr.parse().map_err(|e: std::net::AddrParseError| {
-        ServeError::ListenAddr {
-            addr: addr.to_string(),
-            message: e.to_string(),
-        }
-    })?;
+    let sock: SocketAddr =
+        addr.parse()
+            .map_err(|e: std::net::AddrParseError| ServeError::ListenAddr {
+                addr: addr.to_string(),
+                message: e.to_string(),
+            })?;
     TcpListener::bind(sock)
         .await
         .map_err(|source| ServeError::Bind { addr: sock, source })
@@ -136,7 +136,11 @@ impl Server {
     }
 
     /// Accepts connections until `shutdown` resolves, then drains them (see the module doc).
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
         let Server { app, tls } = self;
         let limits = app.limits.clone();
         let router = router(app.clone());
@@ -235,10 +239,13 @@ impl Connection {
     {
         let limits = &self.app.limits;
         let peer = self.peer;
-        let svc = self.router.clone().map_request(move |mut req: axum::http::Request<_>| {
-            req.extensions_mut().insert(ClientAddr(peer));
-            req
-        });
+        let svc = self
+            .router
+            .clone()
+            .map_request(move |mut req: axum::http::Request<_>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req
+            });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -287,7 +294,11 @@ impl<I> SendTimeout<I> {
     }
 
     /// Called with the result of a write-side poll.
-    fn check<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(r) => {
                 self.armed = false;
@@ -312,13 +323,21 @@ impl<I> SendTimeout<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for SendTimeout<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for SendTimeout<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.check(cx, polled)
     }
