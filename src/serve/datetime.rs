@@ -1,6 +1,7 @@
 //! UTC calendar fields from Unix seconds, for listing dates and access-log timestamps
 //! (H. Hinnant's `civil_from_days`; no time-zone database, everything is UTC).
 
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +50,13 @@ impl Utc {
         Utc::from_unix(secs)
     }
 
-    /// `2024-06-01 12:34` (listings).
-    pub fn short(&self) -> String {
-        format!(
+    /// `2024-06-01 12:34` (listings), appended to `out`.
+    pub fn push_short(&self, out: &mut String) {
+        let _ = write!(
+            out,
             "{:04}-{:02}-{:02} {:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute
-        )
+        );
     }
 
     /// `10/Oct/2000:13:55:36 +0000` (combined log format).
@@ -95,7 +97,9 @@ mod tests {
             (-1, "1969-12-31 23:59", "31/Dec/1969:23:59:59 +0000"),
         ] {
             let u = Utc::from_unix(secs);
-            assert_eq!(u.short(), short, "{secs}");
+            let mut s = String::new();
+            u.push_short(&mut s);
+            assert_eq!(s, short, "{secs}");
             assert_eq!(u.clf(), clf, "{secs}");
         }
     }

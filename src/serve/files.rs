@@ -13,9 +13,10 @@ use axum::response::Response;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use super::dircache::{DirCache, DirKey};
 use super::error::HttpError;
 use super::headers::{self, Precondition, RangeDecision, Validators};
-use super::listing::{self, Entry};
+use super::listing::{self, Page};
 use super::path::{OpenMode, open_beneath, open_tree};
 
 /// Files up to this size are read in the same blocking call that opens them (one thread hop
@@ -29,9 +30,9 @@ pub enum Found {
         meta: FileMeta,
         body: FileBody,
     },
-    /// A directory; `entries` is read only when a listing was asked for.
+    /// A directory; `page` is rendered only when a listing was asked for.
     Dir {
-        entries: Option<Vec<Entry>>,
+        page: Option<Page>,
     },
 }
 
@@ -47,18 +48,40 @@ pub enum FileBody {
     Open(File),
 }
 
-/// Opens `rel` beneath `tree` and reads what the response needs (blocking).
-pub fn lookup(tree: &Path, rel: &Path, list: bool) -> Result<Found, HttpError> {
+/// A listing to render if the path is a directory.
+pub struct ListingRequest {
+    /// Decoded URL path of the directory, for the page's breadcrumb.
+    pub segments: Vec<String>,
+    pub json: bool,
+}
+
+/// Opens `rel` beneath `tree` and reads (and for directories renders) what the response needs.
+/// Blocking: run it with `spawn_blocking`.
+pub fn lookup(
+    tree: &Path,
+    rel: &Path,
+    list: Option<ListingRequest>,
+    cache: &DirCache,
+) -> Result<Found, HttpError> {
     let tree_fd = open_tree(tree)?;
     let file = open_beneath(tree, &tree_fd, rel, OpenMode::Read)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
-        let entries = if list {
-            Some(listing::read_entries(file, tree, &tree_fd, rel)?)
-        } else {
-            None
+        let page = match list {
+            Some(req) => {
+                let key = DirKey::of(&meta);
+                let entries = match cache.get(&key) {
+                    Some(entries) => entries,
+                    None => {
+                        let (entries, symlinks) = listing::read_entries(file, tree, &tree_fd, rel)?;
+                        cache.offer(key, entries, symlinks)
+                    }
+                };
+                Some(listing::render(&req.segments, &entries, req.json))
+            }
+            None => None,
         };
-        return Ok(Found::Dir { entries });
+        return Ok(Found::Dir { page });
     }
     if !meta.is_file() {
         return Err(HttpError::NotServable);

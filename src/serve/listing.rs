@@ -15,7 +15,7 @@ use rustix::fs::{AtFlags, Dir, FileType};
 use serde::Serialize;
 
 use super::datetime::Utc;
-use super::path::{OpenMode, encode_segment, is_private, open_beneath};
+use super::path::{OpenMode, encode_segment, is_private, open_beneath, push_encoded};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,14 +37,17 @@ pub struct Entry {
 /// Symlinks are shown as what they point to, and only if that stays inside the tree
 /// (`tree_fd` + `rel`, the directory's path in the tree); dangling or escaping links, FIFOs,
 /// sockets, devices, private and non-UTF-8 names are left out.
+///
+/// Returns the sorted entries and whether any of them was a symlink.
 pub fn read_entries(
     dir: File,
     tree: &Path,
     tree_fd: &OwnedFd,
     rel: &Path,
-) -> io::Result<Vec<Entry>> {
+) -> io::Result<(Vec<Entry>, bool)> {
     let mut dir = Dir::new(OwnedFd::from(dir))?;
     let mut out = Vec::new();
+    let mut symlinks = false;
     while let Some(item) = dir.read() {
         let item = item?;
         let Ok(name) = item.file_name().to_str() else {
@@ -55,11 +58,12 @@ pub fn read_entries(
         }
         let name = name.to_string();
         let dirfd = dir.fd()?;
-        let Ok(st) = rustix::fs::statat(dirfd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+        let Ok(st) = rustix::fs::statat(dirfd, item.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
             continue; // removed since readdir
         };
         let st = match FileType::from_raw_mode(st.st_mode) {
             FileType::Symlink => {
+                symlinks = true;
                 match open_beneath(tree, tree_fd, &rel.join(&name), OpenMode::Stat)
                     .and_then(|f| rustix::fs::fstat(&f).map_err(io::Error::from))
                 {
@@ -82,7 +86,7 @@ pub fn read_entries(
         });
     }
     sort(&mut out);
-    Ok(out)
+    Ok((out, symlinks))
 }
 
 /// Directories first, then by name.
@@ -104,6 +108,32 @@ struct JsonEntry<'a> {
     href: String,
     size: Option<u64>,
     mtime: i64,
+}
+
+/// A rendered listing.
+pub struct Page {
+    pub body: String,
+    pub content_type: &'static str,
+}
+
+/// Renders `entries` (sorted) of the directory at URL path `segments` (decoded).
+pub fn render(segments: &[String], entries: &[Entry], as_json: bool) -> Page {
+    if as_json {
+        let mut path = String::from("/");
+        for s in segments {
+            path.push_str(s);
+            path.push('/');
+        }
+        Page {
+            body: json(&path, entries),
+            content_type: "application/json",
+        }
+    } else {
+        Page {
+            body: html(segments, entries),
+            content_type: "text/html; charset=utf-8",
+        }
+    }
 }
 
 /// The listing as JSON: `{"path": "/debian/pool/", "entries": [{"name", "type", "href",
@@ -189,27 +219,34 @@ pub fn html(segments: &[String], entries: &[Entry]) -> String {
              <td class=\"size\"></td><td class=\"date\"></td></tr>\n",
         );
     }
+    // The hot loop for big pool directories: append only, no per-entry allocation.
     for e in entries {
-        let (class, size) = match e.kind {
-            Kind::Directory => ("d", String::from("&mdash;")),
-            Kind::File => (
-                "f",
-                format!(
-                    "<span title=\"{} bytes\">{}</span>",
-                    e.size,
-                    human_size(e.size)
-                ),
-            ),
-        };
-        let slash = if e.kind == Kind::Directory { "/" } else { "" };
-        let _ = writeln!(
-            out,
-            "<tr class=\"{class}\"><td class=\"name\"><a href=\"{}\">{}{slash}</a></td>\
-             <td class=\"size\">{size}</td><td class=\"date\">{}</td></tr>",
-            href(e),
-            escape(&e.name),
-            Utc::from_unix(e.mtime).short()
-        );
+        let dir = e.kind == Kind::Directory;
+        out.push_str(if dir {
+            "<tr class=\"d\"><td class=\"name\"><a href=\""
+        } else {
+            "<tr class=\"f\"><td class=\"name\"><a href=\""
+        });
+        push_encoded(&mut out, &e.name);
+        if dir {
+            out.push('/');
+        }
+        out.push_str("\">");
+        push_escaped(&mut out, &e.name);
+        if dir {
+            out.push_str("/</a></td><td class=\"size\">&mdash;");
+        } else {
+            let _ = write!(
+                out,
+                "</a></td><td class=\"size\"><span title=\"{} bytes\">",
+                e.size
+            );
+            push_human_size(&mut out, e.size);
+            out.push_str("</span>");
+        }
+        out.push_str("</td><td class=\"date\">");
+        Utc::from_unix(e.mtime).push_short(&mut out);
+        out.push_str("</td></tr>\n");
     }
     out.push_str("</tbody>\n</table>\n</main>\n");
     out.push_str("<footer>Served by debsync</footer>\n</body>\n</html>\n");
@@ -218,9 +255,17 @@ pub fn html(segments: &[String], entries: &[Entry]) -> String {
 
 /// `1.5 KiB`, `12 MiB`, `512 B`.
 pub fn human_size(n: u64) -> String {
+    let mut s = String::with_capacity(12);
+    push_human_size(&mut s, n);
+    s
+}
+
+/// [`human_size`] appending to `out`.
+pub fn push_human_size(out: &mut String, n: u64) {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
-        return format!("{n} B");
+        let _ = write!(out, "{n} B");
+        return;
     }
     let mut v = n as f64;
     let mut unit = 0;
@@ -229,15 +274,28 @@ pub fn human_size(n: u64) -> String {
         unit += 1;
     }
     if v < 10.0 {
-        format!("{v:.1} {}", UNITS[unit])
+        let _ = write!(out, "{v:.1} {}", UNITS[unit]);
     } else {
-        format!("{v:.0} {}", UNITS[unit])
+        let _ = write!(out, "{v:.0} {}", UNITS[unit]);
     }
 }
 
 /// Escapes text for HTML element content and quoted attributes.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_escaped(&mut out, s);
+    out
+}
+
+/// [`escape`] appending to `out`.
+pub fn push_escaped(out: &mut String, s: &str) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -248,7 +306,6 @@ pub fn escape(s: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
 }
 
 const STYLE: &str = r#"<style>
@@ -256,9 +313,9 @@ const STYLE: &str = r#"<style>
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0f1216;--hover:#171c22;--line:#262c33;--link:#6cb6ff;--accent:#ff5c7f}}
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%}
-body{margin:0;color:var(--fg);background:var(--bg);font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","DejaVu Sans",sans-serif}
+body{margin:0;border-top:4px solid var(--accent);color:var(--fg);background:var(--bg);font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","DejaVu Sans",sans-serif}
 header,main,footer{max-width:64rem;margin:0 auto;padding:0 1rem}
-header{padding-top:1.5rem;border-top:4px solid var(--accent)}
+header{padding-top:1.5rem}
 .crumbs{font-size:1.3rem;font-weight:600;overflow-wrap:anywhere;color:var(--muted)}
 .crumbs a{color:var(--link);text-decoration:none;padding:0 .1em}
 .crumbs a:hover{text-decoration:underline}
@@ -266,9 +323,9 @@ header{padding-top:1.5rem;border-top:4px solid var(--accent)}
 .summary{margin:.35rem 0 1rem;color:var(--muted);font-size:.85rem}
 table{width:100%;border-collapse:collapse}
 th{text-align:left;font-size:.72rem;font-weight:600;letter-spacing:.06em;text-transform:uppercase;color:var(--muted);padding:.45rem .6rem;border-bottom:2px solid var(--line)}
-td{padding:.42rem .6rem;border-bottom:1px solid var(--line);vertical-align:baseline}
+td{padding:.42rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}
 tbody tr:hover{background:var(--hover)}
-td.name a{color:var(--link);text-decoration:none;overflow-wrap:anywhere;display:inline-block;padding-left:1.6em;position:relative}
+td.name a{color:var(--link);text-decoration:none;overflow-wrap:anywhere;display:block;padding-left:1.6em;position:relative}
 td.name a:hover{text-decoration:underline}
 td.name a::before{content:"";position:absolute;left:0;top:.2em;width:1.05em;height:1.05em;background:no-repeat center/contain}
 tr.d td.name a{font-weight:600}
@@ -278,7 +335,7 @@ tr.up td.name a::before{background-image:url("data:image/svg+xml,%3Csvg xmlns='h
 .size,.date{text-align:right;white-space:nowrap;color:var(--muted);font-variant-numeric:tabular-nums}
 th.size,th.date{text-align:right}
 footer{color:var(--muted);font-size:.8rem;padding-top:1rem;padding-bottom:2rem}
-@media (max-width:36rem){body{font-size:14px}.date{display:none}td,th{padding-left:.35rem;padding-right:.35rem}.crumbs{font-size:1.1rem}}
+@media (max-width:36rem){body{font-size:14px}.date{display:none}td,th{padding-left:.3rem;padding-right:.3rem}td.size{font-size:.85rem}.crumbs{font-size:1.1rem}}
 </style>
 "#;
 

@@ -23,7 +23,8 @@
 //! 6. **Mount**: the first segment picks the mirror (or `/` is the mirror index).
 //! 7. **Open** (`files.rs`): one `openat2(RESOLVE_BENEATH)` relative to the tree (`403` for a
 //!    symlink leaving it), then `fstat` on that handle.
-//! 8. **Directory**: redirect to the slash form, or list it (`listing.rs`, HTML or JSON).
+//! 8. **Directory**: redirect to the slash form, or list it (`listing.rs`, HTML or JSON;
+//!    big settled directories come from `dircache.rs`, keyed by the handle's `fstat`).
 //! 9. **File**: conditionals (`304`/`412`), `Range` (`206`/`416`), headers (`headers.rs`), and
 //!    the body streamed from the handle opened in step 7 — a `dists/` swap mid-response can't
 //!    mix generations.
@@ -32,6 +33,7 @@
 
 mod access;
 mod datetime;
+mod dircache;
 pub mod error;
 mod files;
 mod headers;
@@ -59,8 +61,8 @@ pub use error::{HttpError, ServeError};
 pub use server::{Limits, Server, bind, shutdown_signal};
 
 use crate::config::Config;
-use files::Found;
-use listing::{Entry, Kind};
+use files::{Found, ListingRequest};
+use listing::{Entry, Kind, Page};
 use path::SafePath;
 
 /// One tree and where it is served.
@@ -136,6 +138,7 @@ pub struct App {
     site: Site,
     limits: Limits,
     metrics: metrics::Metrics,
+    dircache: Arc<dircache::DirCache>,
 }
 
 /// The axum application (steps 2–9 of the pipeline); `server.rs` drives it per connection.
@@ -188,26 +191,24 @@ async fn serve_path_inner(
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
     let path = SafePath::parse(raw_path)?;
+    let json = wants_json(headers);
     if app.site.prefixed && path.segments().is_empty() {
-        return Ok(listing_response(
-            headers,
-            head,
-            &[],
-            mirror_index(&app.site).await,
-        ));
+        return Ok(listing_response(head, mirror_index(&app.site, json).await));
     }
     let (mount, rel) = app.site.resolve(&path).ok_or(HttpError::NotFound)?;
     let tree = mount.tree.clone();
     let rel_path = rel.to_rel_path();
-    let list = path.has_trailing_slash();
-    let found = tokio::task::spawn_blocking(move || files::lookup(&tree, &rel_path, list))
+    let list = path.has_trailing_slash().then(|| ListingRequest {
+        segments: path.segments().to_vec(),
+        json,
+    });
+    let cache = app.dircache.clone();
+    let found = tokio::task::spawn_blocking(move || files::lookup(&tree, &rel_path, list, &cache))
         .await
         .map_err(|e| HttpError::Io(std::io::Error::other(e)))??;
     match found {
-        Found::Dir { entries: None } => Ok(redirect(&path.encoded_dir())),
-        Found::Dir {
-            entries: Some(entries),
-        } => Ok(listing_response(headers, head, path.segments(), entries)),
+        Found::Dir { page: None } => Ok(redirect(&path.encoded_dir())),
+        Found::Dir { page: Some(page) } => Ok(listing_response(head, page)),
         Found::File { .. } if path.has_trailing_slash() => Err(HttpError::NotFound),
         Found::File { meta, body } => {
             files::respond(headers, head, rel.segments(), meta, body).await
@@ -215,8 +216,16 @@ async fn serve_path_inner(
     }
 }
 
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"))
+}
+
 /// The `/` page of a config site: one directory per mirror whose tree exists.
-async fn mirror_index(site: &Site) -> Vec<Entry> {
+async fn mirror_index(site: &Site, json: bool) -> Page {
     let mounts = site.mounts.clone();
     tokio::task::spawn_blocking(move || {
         let mut entries: Vec<Entry> = mounts
@@ -232,44 +241,24 @@ async fn mirror_index(site: &Site) -> Vec<Entry> {
             })
             .collect();
         listing::sort(&mut entries);
-        entries
+        listing::render(&[], &entries, json)
     })
     .await
-    .unwrap_or_default()
+    .unwrap_or_else(|_| listing::render(&[], &[], json))
 }
 
-fn listing_response(
-    headers: &HeaderMap,
-    head: bool,
-    segments: &[String],
-    entries: Vec<Entry>,
-) -> Response {
-    let wants_json = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/json"));
-    let (body, content_type) = if wants_json {
-        let mut display = String::from("/");
-        for s in segments {
-            display.push_str(s);
-            display.push('/');
-        }
-        (listing::json(&display, &entries), "application/json")
-    } else {
-        (
-            listing::html(segments, &entries),
-            "text/html; charset=utf-8",
-        )
-    };
-    let len = body.len();
+fn listing_response(head: bool, page: Page) -> Response {
+    let len = page.body.len();
     let mut resp = Response::new(if head {
         Body::empty()
     } else {
-        Body::from(body)
+        Body::from(page.body)
     });
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(page.content_type),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::VARY, HeaderValue::from_static("Accept"));

@@ -130,6 +130,13 @@ pub fn encode_segment(seg: &str) -> String {
     utf8_percent_encode(seg, SEGMENT).to_string()
 }
 
+/// [`encode_segment`] appending to `out` (no allocation).
+pub fn push_encoded(out: &mut String, seg: &str) {
+    for chunk in utf8_percent_encode(seg, SEGMENT) {
+        out.push_str(chunk);
+    }
+}
+
 /// Strict percent-decoding: `%` must be followed by two hex digits.
 fn decode(s: &str) -> Result<Vec<u8>, HttpError> {
     let b = s.as_bytes();

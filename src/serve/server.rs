@@ -119,6 +119,7 @@ impl Server {
                 site,
                 limits,
                 metrics: Metrics::default(),
+                dircache: Default::default(),
             }),
             tls: None,
         }
