@@ -4,6 +4,8 @@
 #[path = "serve/support.rs"]
 mod support;
 
+#[path = "serve/apt.rs"]
+mod apt;
 #[path = "serve/files.rs"]
 mod files;
 #[path = "serve/lifecycle.rs"]

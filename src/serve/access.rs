@@ -29,31 +29,14 @@ pub struct ClientAddr(pub SocketAddr);
 pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     app.metrics.request_started();
     let started = Instant::now();
-    let client = req
-        .extensions()
-        .get::<ClientAddr>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "-".to_string());
-    let request_line = format!(
-        "{} {} {:?}",
-        req.method(),
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-        req.version()
-    );
-    let referer = header_field(req.headers(), header::REFERER);
-    let agent = header_field(req.headers(), header::USER_AGENT);
+    let line = tracing::enabled!(target: "debsync::access", tracing::Level::INFO)
+        .then(|| LogFields::of(&req));
     let resp = next.run(req).await;
     let record = Record {
         app,
         started,
-        client,
-        request_line,
         status: resp.status().as_u16(),
-        referer,
-        agent,
+        line,
     };
     let (parts, body) = resp.into_parts();
     let body = Body::new(Observed {
@@ -64,14 +47,39 @@ pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     Response::from_parts(parts, body)
 }
 
+/// What the access line needs from the request (only captured when the line is enabled).
+struct LogFields {
+    client: String,
+    request_line: String,
+    referer: String,
+    agent: String,
+}
+
+impl LogFields {
+    fn of(req: &Request) -> LogFields {
+        LogFields {
+            client: req
+                .extensions()
+                .get::<ClientAddr>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "-".to_string()),
+            request_line: format!(
+                "{} {} {:?}",
+                req.method(),
+                req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                req.version()
+            ),
+            referer: header_field(req.headers(), header::REFERER),
+            agent: header_field(req.headers(), header::USER_AGENT),
+        }
+    }
+}
+
 struct Record {
     app: Arc<App>,
     started: Instant,
-    client: String,
-    request_line: String,
     status: u16,
-    referer: String,
-    agent: String,
+    line: Option<LogFields>,
 }
 
 impl Record {
@@ -79,17 +87,20 @@ impl Record {
         let m = &self.app.metrics;
         m.response(self.status);
         m.request_finished();
+        let Some(f) = self.line else {
+            return;
+        };
         let mut line = String::with_capacity(160);
         let _ = write!(
             line,
             "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" {:.3}",
-            self.client,
+            f.client,
             Utc::now().clf(),
-            escape(&self.request_line),
+            escape(&f.request_line),
             self.status,
             bytes,
-            escape(&self.referer),
-            escape(&self.agent),
+            escape(&f.referer),
+            escape(&f.agent),
             self.started.elapsed().as_secs_f64()
         );
         tracing::info!(target: "debsync::access", "{line}");

@@ -22,7 +22,7 @@ use super::path::{OpenMode, open_beneath, open_tree};
 /// Files up to this size are read in the same blocking call that opens them (one thread hop
 /// per request); larger ones are streamed in [`CHUNK`]-sized reads.
 const SMALL: u64 = 64 * 1024;
-const CHUNK: usize = 128 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// What a path names, read from one open handle.
 pub enum Found {
