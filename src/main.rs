@@ -91,11 +91,12 @@ async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         server = server.with_tls(cert, key)?;
     }
+    let shutdown = serve::shutdown_signal()?;
     let listener = serve::bind(&listen).await?;
     let addr = listener
         .local_addr()
         .map_err(serve::ServeError::LocalAddr)?;
     println!("listening on {}://{addr}", server.scheme());
-    server.run(listener, serve::shutdown_signal()).await?;
+    server.run(listener, shutdown).await?;
     Ok(())
 }

@@ -25,6 +25,8 @@ pub enum ServeError {
     Tls(String),
     #[error("cannot get the listening address: {0}")]
     LocalAddr(io::Error),
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signal(io::Error),
 }
 
 /// Why one request fails. Mapped to a status in [`HttpError::status`].
@@ -56,9 +58,7 @@ impl From<io::Error> for HttpError {
     fn from(e: io::Error) -> Self {
         match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => HttpError::NotFound,
-            io::ErrorKind::PermissionDenied if e.to_string().contains(super::path::ESCAPES) => {
-                HttpError::Escapes
-            }
+            _ if super::path::is_escape(&e) => HttpError::Escapes,
             _ => HttpError::Io(e),
         }
     }
@@ -129,10 +129,16 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let escape = io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("x: {}", super::super::path::ESCAPES),
-        );
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("l")).unwrap();
+        let fd = super::super::path::open_tree(dir.path()).unwrap();
+        let escape = super::super::path::open_beneath(
+            dir.path(),
+            &fd,
+            std::path::Path::new("l/passwd"),
+            super::super::path::OpenMode::Read,
+        )
+        .unwrap_err();
         let cases: Vec<(HttpError, u16)> = vec![
             (HttpError::BadPath("x"), 400),
             (HttpError::Hidden, 404),

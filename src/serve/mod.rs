@@ -15,7 +15,7 @@
 //!    than the send timeout drop the connection, so slow readers cannot pin it.
 //! 2. **Observe** (`access.rs`): in-flight gauge; when the body ends, the status and bytes
 //!    counters and one combined-log access line.
-//! 3. **Guard** ([`guard`]): only GET and HEAD (`405` with `Allow`), request target length
+//! 3. **Guard** (`guard` below): only GET and HEAD (`405` with `Allow`), request target length
 //!    (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
 //! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`); everything else is a path.
 //! 5. **Sanitise** (`path.rs`): decode and check the path into a [`path::SafePath`]

@@ -189,8 +189,8 @@ pub enum OpenMode {
 
 /// Opens `rel` under the tree anchored at `tree_fd`, refusing anything that resolves outside it.
 ///
-/// Errors: `PermissionDenied` with [`ESCAPES`] in the message when resolution would leave the
-/// tree, otherwise the OS error (`NotFound`, …).
+/// Errors: `PermissionDenied` wrapping [`Escapes`] when resolution would leave the tree
+/// (see [`is_escape`]), otherwise the OS error (`NotFound`, …).
 pub fn open_beneath(
     tree: &Path,
     tree_fd: &OwnedFd,
@@ -221,14 +221,25 @@ pub fn open_beneath(
     ))
 }
 
-/// Marker in the message of the error for a path that leaves its tree.
-pub const ESCAPES: &str = "resolves outside the served tree";
+/// The inner error of a path that resolves outside its tree.
+#[derive(Debug)]
+pub struct Escapes(PathBuf);
+
+impl std::fmt::Display for Escapes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: resolves outside the served tree", self.0.display())
+    }
+}
+
+impl std::error::Error for Escapes {}
 
 fn escapes(rel: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!("{}: {ESCAPES}", rel.display()),
-    )
+    io::Error::new(io::ErrorKind::PermissionDenied, Escapes(rel.to_path_buf()))
+}
+
+/// Whether an error from [`open_beneath`] means "outside the tree".
+pub fn is_escape(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Escapes>())
 }
 
 /// Fallback for kernels without `openat2` (< 5.6): canonicalise, check containment, open the
@@ -356,11 +367,11 @@ mod tests {
             assert_eq!(r.is_ok(), ok, "{rel}: {r:?}");
             if !ok {
                 let e = r.unwrap_err();
-                assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{rel}");
+                assert!(is_escape(&e), "{rel}: {e}");
                 // Through the fallback as well.
                 let e2 = open_checked(&tree, Path::new(rel), OFlags::RDONLY | OFlags::CLOEXEC)
                     .unwrap_err();
-                assert_eq!(e2.kind(), io::ErrorKind::PermissionDenied, "{rel}");
+                assert!(is_escape(&e2), "{rel}: {e2}");
             }
         }
     }

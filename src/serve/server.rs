@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, Sleep};
@@ -87,24 +87,22 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr: sock, source })
 }
 
-/// Resolves on SIGINT or SIGTERM: the production shutdown trigger.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
+/// The production shutdown trigger: a future that resolves on SIGINT or SIGTERM.
+///
+/// The handlers are installed by this call, not when the future is first polled, so call it
+/// before announcing the address: a signal that arrives early then still means "shut down
+/// gracefully" instead of the default "die now".
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>, ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    tracing::info!("shutdown requested; finishing in-flight responses");
+        tracing::info!("shutdown requested; finishing in-flight responses");
+    })
 }
 
 impl Server {
@@ -196,13 +194,28 @@ impl Server {
     }
 }
 
-/// Over the connection limit: a short `503` and close, without reading the request.
+/// Over the connection limit: a short `503` and close, without parsing the request.
+///
+/// After the response the request bytes are drained for a moment (a "lingering close"):
+/// closing a socket with unread input sends a reset, which can destroy the `503` before the
+/// client has read it.
 async fn reject(mut stream: TcpStream, limit: Duration) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
         content-length: 29\r\nretry-after: 1\r\nconnection: close\r\n\r\ntoo many connections, retry\r\n";
     let _ = tokio::time::timeout(limit, async {
         stream.write_all(BUSY).await?;
         stream.shutdown().await
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     })
     .await;
 }

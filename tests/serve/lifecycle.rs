@@ -102,7 +102,10 @@ fn sigterm_finishes_in_flight_responses() {
         .unwrap()
         .set_len(32 << 20)
         .unwrap();
-    let mut p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    let mut p = Proc::spawn_env(
+        &["--root", t.dir.path().to_str().unwrap()],
+        &[("RUST_LOG", "debug")],
+    );
     let mut s = connect(p.addr);
     s.write_all(b"GET /big.iso HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
@@ -113,7 +116,12 @@ fn sigterm_finishes_in_flight_responses() {
     s.read_to_end(&mut rest).unwrap();
     let r = Resp::parse(&[first, rest].concat());
     assert_eq!(r.status, 200);
-    assert_eq!(r.body.len(), 32 << 20, "in-flight body cut short");
+    assert_eq!(
+        r.body.len(),
+        32 << 20,
+        "in-flight body cut short; server log:\n{}",
+        p.stderr()
+    );
     assert!(r.header("connection").is_none_or(|c| c == "close"));
     assert!(p.wait().success());
     assert!(std::net::TcpStream::connect_timeout(&p.addr, Duration::from_secs(2)).is_err());

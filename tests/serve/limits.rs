@@ -68,7 +68,10 @@ fn client_that_stops_reading_is_dropped() {
     let mut s = connect(lib.addr);
     s.write_all(b"GET /big.iso HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
-    // Don't read. The server's writes stall once the socket buffers are full, and after the
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap(); // the response has started, so the connection is counted
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // Don't read on. The server's writes stall once the socket buffers are full, and after the
     // send timeout it drops the connection: only the /metrics scrape's own connection remains.
     assert!(
         eventually(Duration::from_secs(8), || {

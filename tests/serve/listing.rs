@@ -192,7 +192,7 @@ fn ten_thousand_entries_list_quickly() {
         "10,000-entry listing: cold {cold:?}, warm median {median:?} (all {warm:?}), JSON {json:?}"
     );
     // The 50 ms goal is for an optimised build; a debug build gets headroom.
-    let limit = if cfg!(debug_assertions) { 250 } else { 50 };
+    let limit = if cfg!(debug_assertions) { 600 } else { 50 };
     assert!(
         median < Duration::from_millis(limit),
         "median {median:?} over {limit} ms"
