@@ -335,6 +335,72 @@ mod tests {
         hidden!("/.git");
     }
 
+    /// Property check over generated paths (no fuzzer needed to run it): whatever `parse`
+    /// accepts has only safe segments, and its redirect form parses back to the same path.
+    #[test]
+    fn generated_paths_are_safe_or_refused() {
+        const ALPHABET: &[&str] = &[
+            "/",
+            "//",
+            ".",
+            "..",
+            "%2e",
+            "%2E",
+            "%2f",
+            "%2F",
+            "%5c",
+            "\\",
+            "%00",
+            "%",
+            "%zz",
+            "a",
+            "b.deb",
+            "~",
+            "+",
+            ":",
+            "%3A",
+            "%C3%A9",
+            "%ff",
+            ".debsync",
+            "Archive-Update-in-Progress-",
+            " ",
+            "%20",
+            "?",
+            "#",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let mut raw = String::from("/");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for i in 0..(x % 9) {
+                raw.push_str(ALPHABET[((x >> (i * 5)) % ALPHABET.len() as u64) as usize]);
+            }
+            let Ok(p) = SafePath::parse(&raw) else {
+                refused += 1;
+                continue;
+            };
+            accepted += 1;
+            for seg in p.segments() {
+                assert!(
+                    !seg.is_empty() && seg != "." && seg != "..",
+                    "{raw:?} → {seg:?}"
+                );
+                assert!(!seg.contains(['/', '\\', '\0']), "{raw:?} → {seg:?}");
+                assert!(!is_private(seg), "{raw:?} → {seg:?}");
+            }
+            assert!(!p.to_rel_path().is_absolute());
+            let again = SafePath::parse(&p.encoded_dir()).unwrap();
+            assert_eq!(again.segments(), p.segments(), "{raw:?}");
+        }
+        assert!(
+            accepted > 1000 && refused > 1000,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
     #[test]
     fn display_and_redirects() {
         let p = SafePath::parse("//a%20b//c").unwrap();

@@ -210,3 +210,48 @@ fn directories_redirect_to_slash_form() {
     // A file with a trailing slash is not a directory.
     assert_eq!(get(p.addr, &format!("/{DEB}/"), &[]).status, 404);
 }
+
+#[test]
+fn a_swap_mid_response_never_mixes_generations() {
+    // The sync swaps `dists/<suite>` with RENAME_EXCHANGE. A response that started before the
+    // swap must finish with the old bytes; the next request sees the new ones.
+    let t = crate::support::Tree::new();
+    let len = 32 << 20;
+    t.file("dists/stable/main/Contents-amd64", &vec![b'A'; len]);
+    t.file(
+        ".debsync/staging/stable/main/Contents-amd64",
+        &vec![b'B'; len],
+    );
+    let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    let mut s = crate::support::connect(p.addr);
+    use std::io::{Read, Write};
+    s.write_all(
+        b"GET /dists/stable/main/Contents-amd64 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    s.read_exact(&mut first).unwrap();
+    let cwd = rustix::fs::CWD;
+    rustix::fs::renameat_with(
+        cwd,
+        t.path("dists/stable"),
+        cwd,
+        t.path(".debsync/staging/stable"),
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let r = crate::support::Resp::parse(&[first, rest].concat());
+    assert_eq!(r.body.len(), len);
+    assert!(
+        r.body.iter().all(|&b| b == b'A'),
+        "response mixed generations"
+    );
+    let r = get(
+        p.addr,
+        "/dists/stable/main/Contents-amd64",
+        &["Range: bytes=0-3"],
+    );
+    assert_eq!(r.body, b"BBBB");
+}
