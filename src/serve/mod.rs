@@ -30,6 +30,23 @@
 //!    mix generations.
 //!
 //! Errors of steps 3–9 are [`error::HttpError`] values, turned into statuses in one `match`.
+//!
+//! `/healthz` and `/metrics` take precedence over tree paths of the same name (a bare tree's
+//! top-level `healthz` file, or a mirror named `metrics`).
+//!
+//! # Use
+//! What `debsync serve` does; tests pass their own listener, limits and shutdown future.
+//! ```no_run
+//! # async fn serve(config: &debsync::config::Config) -> Result<(), debsync::serve::ServeError> {
+//! use debsync::serve::{self, Limits, Server, Site};
+//! let shutdown = serve::shutdown_signal()?; // SIGTERM/SIGINT handlers installed now
+//! let listener = serve::bind("127.0.0.1:8080").await?;
+//! println!("listening on http://{}", listener.local_addr().map_err(serve::ServeError::LocalAddr)?);
+//! Server::new(Site::from_config(config), Limits::default())
+//!     .run(listener, shutdown)
+//!     .await
+//! # }
+//! ```
 
 mod access;
 mod datetime;

@@ -232,7 +232,8 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, stream: TcpStream) {
-        self.app.metrics.connection_opened();
+        let app = self.app.clone();
+        app.metrics.connection_opened();
         let _ = stream.set_nodelay(true);
         match self.tls.clone() {
             None => self.http(stream).await,
@@ -245,6 +246,7 @@ impl Connection {
                 }
             }
         }
+        app.metrics.connection_closed();
     }
 
     async fn http<I>(mut self, io: I)
@@ -285,7 +287,6 @@ impl Connection {
         if let Err(e) = result {
             tracing::debug!(peer = %self.peer, "connection ended: {e}");
         }
-        self.app.metrics.connection_closed();
     }
 }
 

@@ -223,7 +223,19 @@ fn tls_with_rustls() {
         &format!("{}/pool/x.deb", p.base),
     ]);
     assert_eq!((r.status, r.body.len()), (206, 10));
-    // Plain HTTP on the TLS port gets nowhere.
+    // Plain HTTP on the TLS port gets nowhere, and the failed handshake is not left counted
+    // as an open connection.
     let out = curl(&[&format!("http://{}/pool/x.deb", p.addr)]);
     assert!(!out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("200"));
+    let open = || {
+        let r = curl_resp(&[
+            "--cacert",
+            cert.to_str().unwrap(),
+            &format!("{}/metrics", p.base),
+        ]);
+        r.text()
+            .lines()
+            .any(|l| l == "debsync_http_connections_open 1")
+    };
+    assert!(crate::support::eventually(Duration::from_secs(5), open));
 }
