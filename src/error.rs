@@ -9,4 +9,6 @@ pub enum Error {
     VerifyFailed(usize),
     #[error("no mirror named {0:?} in the config")]
     UnknownMirror(String),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
 }

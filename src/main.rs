@@ -1,17 +1,18 @@
-//! The `debsync` command: parse arguments, set up logging, call the library, map the error to
-//! an exit code. Everything else lives in the library.
+//! The `debsync` command: parse the CLI, set up logging, call the library, map the error to an
+//! exit code.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use debsync::config::{Config, ServeConfig};
+use debsync::serve::{self, Limits, Server, Site};
+use tracing_subscriber::EnvFilter;
 
+/// Debian/Ubuntu archive mirror synchronizer and static server.
 #[derive(Parser)]
-#[command(
-    name = "debsync",
-    version,
-    about = "Debian/Ubuntu archive mirror: sync and serve"
-)]
+#[command(name = "debsync", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,62 +20,80 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Mirror the configured upstreams: verify, stage, pool, swap, cleanup, trace.
     Sync(SyncArgs),
-    /// Re-hash what each served Release lists (indices and pool files); non-zero if anything
-    /// is wrong.
+    Serve(ServeArgs),
     Verify(VerifyArgs),
 }
 
-#[derive(clap::Args)]
-struct VerifyArgs {
-    /// Path to mirror.toml.
-    #[arg(long, short)]
-    config: PathBuf,
-    /// Only verify the mirror with this name.
-    #[arg(long)]
-    mirror: Option<String>,
-}
-
-#[derive(clap::Args)]
+/// Mirror the configured upstreams: verify, stage, pool, swap, cleanup, trace.
+#[derive(Args)]
 struct SyncArgs {
     /// Path to mirror.toml.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE")]
     config: PathBuf,
     /// Only sync the mirror with this name.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     mirror: Option<String>,
     /// Delete more than `max_delete` files if upstream really dropped them.
     #[arg(long)]
     force_delete: bool,
 }
 
-fn main() -> ExitCode {
+/// Re-hash what each served Release lists (indices and pool files); non-zero if anything is
+/// wrong.
+#[derive(Args)]
+struct VerifyArgs {
+    /// Path to mirror.toml.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Only verify the mirror with this name.
+    #[arg(long, value_name = "NAME")]
+    mirror: Option<String>,
+}
+
+/// Serve the synced trees over HTTP (each mirror at /<name>/), or one directory at /.
+#[derive(Args)]
+struct ServeArgs {
+    /// mirror.toml: serves <root>/<name> at /<name>/ for every [[mirror]].
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "root",
+        conflicts_with = "root"
+    )]
+    config: Option<PathBuf>,
+    /// Serve this directory at / instead of the mirrors of a config.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Address to listen on [default: [serve] listen of the config, else 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// PEM certificate chain: serve HTTPS instead of HTTP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Most connections open at once; more get 503.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let result = match cli.command {
+        Command::Sync(args) => run_sync(args).await,
+        Command::Serve(args) => run_serve(args).await,
+        Command::Verify(args) => run_verify(args),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Sync(args) => sync(args).await,
-            Command::Verify(args) => verify(args),
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -84,7 +103,37 @@ fn main() -> ExitCode {
     }
 }
 
-async fn sync(args: SyncArgs) -> Result<(), debsync::Error> {
+async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
+    let (site, listen) = match (&args.config, &args.root) {
+        (Some(path), _) => {
+            let config = Config::load(path)?;
+            (Site::from_config(&config), config.serve.listen)
+        }
+        (None, Some(root)) => (Site::bare(root)?, ServeConfig::default().listen),
+        (None, None) => {
+            return Err(debsync::serve::ServeError::Usage("--config or --root is required".into()).into());
+        }
+    };
+    let listen = args.listen.unwrap_or(listen);
+    let limits = Limits {
+        max_connections: args.max_connections,
+        ..Limits::default()
+    };
+    let mut server = Server::new(site, limits);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        server = server.with_tls(cert, key)?;
+    }
+    let shutdown = serve::shutdown_signal()?;
+    let listener = serve::bind(&listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(serve::ServeError::LocalAddr)?;
+    println!("listening on {}://{addr}", server.scheme());
+    server.run(listener, shutdown).await?;
+    Ok(())
+}
+
+async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
     let config = debsync::config::Config::load(&args.config)?;
     let opts = debsync::sync::SyncOptions {
         force_delete: args.force_delete,
@@ -108,7 +157,7 @@ async fn sync(args: SyncArgs) -> Result<(), debsync::Error> {
     Ok(())
 }
 
-fn verify(args: VerifyArgs) -> Result<(), debsync::Error> {
+fn run_verify(args: VerifyArgs) -> Result<(), debsync::Error> {
     let config = debsync::config::Config::load(&args.config)?;
     let mut problems = 0;
     let mut matched = false;

@@ -1,1 +1,300 @@
-//! The static archive server (issue 3). Placeholder until the server lands.
+//! The static archive server: what nginx with `autoindex on` used to do for a mirror, over the
+//! trees that `debsync sync` writes.
+//!
+//! # Sites
+//! A [`Site`] maps URL prefixes to trees. From a config ([`Site::from_config`]) every mirror
+//! `name` is served at `/<name>/` from `<root>/<name>` and `/` lists the mirrors; a bare tree
+//! ([`Site::bare`]) is served at `/`.
+//!
+//! # The request pipeline
+//! Each step can answer early; the order is the order below.
+//!
+//! 1. **Connection** (`server.rs`): the connection limit (over it: `503` and close), the TLS
+//!    handshake if any, then hyper's HTTP/1.1 parser with a header size cap (`431`) and a
+//!    header read timeout (which is also the keep-alive idle timeout). Writes that stall longer
+//!    than the send timeout drop the connection, so slow readers cannot pin it.
+//! 2. **Observe** (`access.rs`): in-flight gauge; when the body ends, the status and bytes
+//!    counters and one combined-log access line.
+//! 3. **Guard** (`guard` below): only GET and HEAD (`405` with `Allow`), request target length
+//!    (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
+//! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`); everything else is a path.
+//! 5. **Sanitise** (`path.rs`): decode and check the path into a [`path::SafePath`]
+//!    (`400` for traversal and malformed escapes, `404` for private names).
+//! 6. **Mount**: the first segment picks the mirror (or `/` is the mirror index).
+//! 7. **Open** (`files.rs`): one `openat2(RESOLVE_BENEATH)` relative to the tree (`403` for a
+//!    symlink leaving it), then `fstat` on that handle.
+//! 8. **Directory**: redirect to the slash form, or list it (`listing.rs`, HTML or JSON;
+//!    big settled directories come from `dircache.rs`, keyed by the handle's `fstat`).
+//! 9. **File**: conditionals (`304`/`412`), `Range` (`206`/`416`), headers (`headers.rs`), and
+//!    the body streamed from the handle opened in step 7 — a `dists/` swap mid-response can't
+//!    mix generations.
+//!
+//! Errors of steps 3–9 are [`error::HttpError`] values, turned into statuses in one `match`.
+//!
+//! `/healthz` and `/metrics` take precedence over tree paths of the same name (a bare tree's
+//! top-level `healthz` file, or a mirror named `metrics`).
+//!
+//! # Use
+//! What `debsync serve` does; tests pass their own listener, limits and shutdown future.
+//! ```no_run
+//! # async fn serve(config: &debsync::config::Config) -> Result<(), debsync::serve::ServeError> {
+//! use debsync::serve::{self, Limits, Server, Site};
+//! let shutdown = serve::shutdown_signal()?; // SIGTERM/SIGINT handlers installed now
+//! let listener = serve::bind("127.0.0.1:8080").await?;
+//! println!("listening on http://{}", listener.local_addr().map_err(serve::ServeError::LocalAddr)?);
+//! Server::new(Site::from_config(config), Limits::default())
+//!     .run(listener, shutdown)
+//!     .await
+//! # }
+//! ```
+
+mod access;
+mod datetime;
+mod dircache;
+pub mod error;
+mod files;
+mod headers;
+mod listing;
+mod metrics;
+mod ops;
+pub mod path;
+mod server;
+mod tls;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::{HttpError, ServeError};
+pub use server::{Limits, Server, bind, shutdown_signal};
+
+use crate::config::Config;
+use files::{Found, ListingRequest};
+use listing::{Entry, Kind, Page};
+use path::SafePath;
+
+/// One tree and where it is served.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// Mirror name: the URL prefix in a config site, the metrics label in both kinds.
+    pub name: String,
+    pub tree: PathBuf,
+}
+
+/// What the server serves.
+#[derive(Debug, Clone)]
+pub struct Site {
+    mounts: Vec<Mount>,
+    /// `true`: mounts live at `/<name>/` and `/` lists them. `false`: the one mount is at `/`.
+    prefixed: bool,
+}
+
+impl Site {
+    /// Every mirror of the config at `/<name>/`. Trees that do not exist yet are served as
+    /// `404` and reported by `/healthz` until the first sync creates them.
+    pub fn from_config(config: &Config) -> Site {
+        Site {
+            mounts: config
+                .mirrors
+                .iter()
+                .map(|m| Mount {
+                    name: m.name.clone(),
+                    tree: m.tree(&config.root),
+                })
+                .collect(),
+            prefixed: true,
+        }
+    }
+
+    /// One directory served at `/`; it must exist.
+    pub fn bare(root: &Path) -> Result<Site, ServeError> {
+        path::open_tree(root).map_err(|source| ServeError::Tree {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let name = root
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "root".to_string());
+        Ok(Site {
+            mounts: vec![Mount {
+                name,
+                tree: root.to_path_buf(),
+            }],
+            prefixed: false,
+        })
+    }
+
+    pub fn mounts(&self) -> &[Mount] {
+        &self.mounts
+    }
+
+    /// Which tree a sanitised path falls into, and the path inside it.
+    fn resolve(&self, path: &SafePath) -> Option<(&Mount, SafePath)> {
+        if !self.prefixed {
+            return self.mounts.first().map(|m| (m, path.clone()));
+        }
+        let first = path.segments().first()?;
+        let mount = self.mounts.iter().find(|m| &m.name == first)?;
+        Some((mount, path.skip(1)))
+    }
+}
+
+/// State shared by all handlers.
+pub struct App {
+    site: Site,
+    limits: Limits,
+    metrics: metrics::Metrics,
+    dircache: Arc<dircache::DirCache>,
+}
+
+/// The axum application (steps 2–9 of the pipeline); `server.rs` drives it per connection.
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(serve_path)
+        .layer(RequestBodyLimitLayer::new(0))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            app.limits.response_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .layer(middleware::from_fn_with_state(app.clone(), access::observe))
+        .with_state(app)
+}
+
+/// Step 3: method and request-target limits, before any routing.
+async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return HttpError::MethodNotAllowed.into_response();
+    }
+    let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > app.limits.max_uri_bytes {
+        return HttpError::UriTooLong.into_response();
+    }
+    next.run(req).await
+}
+
+/// Steps 5–9.
+async fn serve_path(State(app): State<Arc<App>>, req: Request) -> Response {
+    match serve_path_inner(
+        &app,
+        req.method() == Method::HEAD,
+        req.uri().path(),
+        req.headers(),
+    )
+    .await
+    {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve_path_inner(
+    app: &App,
+    head: bool,
+    raw_path: &str,
+    headers: &HeaderMap,
+) -> Result<Response, HttpError> {
+    let path = SafePath::parse(raw_path)?;
+    let json = wants_json(headers);
+    if app.site.prefixed && path.segments().is_empty() {
+        return Ok(listing_response(head, mirror_index(&app.site, json).await));
+    }
+    let (mount, rel) = app.site.resolve(&path).ok_or(HttpError::NotFound)?;
+    let tree = mount.tree.clone();
+    let rel_path = rel.to_rel_path();
+    let list = path.has_trailing_slash().then(|| ListingRequest {
+        segments: path.segments().to_vec(),
+        json,
+    });
+    let cache = app.dircache.clone();
+    let found = tokio::task::spawn_blocking(move || files::lookup(&tree, &rel_path, list, &cache))
+        .await
+        .map_err(|e| HttpError::Io(std::io::Error::other(e)))??;
+    match found {
+        Found::Dir { page: None } => Ok(redirect(&path.encoded_dir())),
+        Found::Dir { page: Some(page) } => Ok(listing_response(head, page)),
+        Found::File { .. } if path.has_trailing_slash() => Err(HttpError::NotFound),
+        Found::File { meta, body } => {
+            files::respond(headers, head, rel.segments(), meta, body).await
+        }
+    }
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"))
+}
+
+/// The `/` page of a config site: one directory per mirror whose tree exists.
+async fn mirror_index(site: &Site, json: bool) -> Page {
+    let mounts = site.mounts.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut entries: Vec<Entry> = mounts
+            .iter()
+            .filter_map(|m| {
+                let meta = std::fs::metadata(&m.tree).ok()?;
+                meta.is_dir().then(|| Entry {
+                    name: m.name.clone(),
+                    kind: Kind::Directory,
+                    size: 0,
+                    mtime: std::os::unix::fs::MetadataExt::mtime(&meta),
+                })
+            })
+            .collect();
+        listing::sort(&mut entries);
+        listing::render(&[], &entries, json)
+    })
+    .await
+    .unwrap_or_else(|_| listing::render(&[], &[], json))
+}
+
+fn listing_response(head: bool, page: Page) -> Response {
+    let len = page.body.len();
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(page.body)
+    });
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(page.content_type),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+    );
+    resp
+}
+
+fn redirect(location: &str) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(loc) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
+}

@@ -1,0 +1,192 @@
+//! The outermost middleware: counts every request (in flight, by status, bytes) and writes one
+//! combined-log-format line per response through `tracing` (target `debsync::access`).
+//!
+//! The line is written when the response body is finished or dropped, so the byte count is
+//! what was actually handed to the connection, not what was promised in `Content-Length`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Frame, SizeHint};
+
+use super::App;
+use super::datetime::Utc;
+
+/// The peer address of the connection, put into each request's extensions by `server.rs`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Middleware: see the module doc.
+pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    app.metrics.request_started();
+    let started = Instant::now();
+    let line = tracing::enabled!(target: "debsync::access", tracing::Level::INFO)
+        .then(|| LogFields::of(&req));
+    let resp = next.run(req).await;
+    let record = Record {
+        app,
+        started,
+        status: resp.status().as_u16(),
+        line,
+    };
+    let (parts, body) = resp.into_parts();
+    let body = Body::new(Observed {
+        inner: body,
+        bytes: 0,
+        record: Some(record),
+    });
+    Response::from_parts(parts, body)
+}
+
+/// What the access line needs from the request (only captured when the line is enabled).
+struct LogFields {
+    client: String,
+    request_line: String,
+    referer: String,
+    agent: String,
+}
+
+impl LogFields {
+    fn of(req: &Request) -> LogFields {
+        LogFields {
+            client: req
+                .extensions()
+                .get::<ClientAddr>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "-".to_string()),
+            request_line: format!(
+                "{} {} {:?}",
+                req.method(),
+                req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                req.version()
+            ),
+            referer: header_field(req.headers(), header::REFERER),
+            agent: header_field(req.headers(), header::USER_AGENT),
+        }
+    }
+}
+
+struct Record {
+    app: Arc<App>,
+    started: Instant,
+    status: u16,
+    line: Option<LogFields>,
+}
+
+impl Record {
+    fn finish(self, bytes: u64) {
+        let m = &self.app.metrics;
+        m.response(self.status);
+        m.request_finished();
+        let Some(f) = self.line else {
+            return;
+        };
+        let mut line = String::with_capacity(160);
+        let _ = write!(
+            line,
+            "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" {:.3}",
+            f.client,
+            Utc::now().clf(),
+            escape(&f.request_line),
+            self.status,
+            bytes,
+            escape(&f.referer),
+            escape(&f.agent),
+            self.started.elapsed().as_secs_f64()
+        );
+        tracing::info!(target: "debsync::access", "{line}");
+    }
+}
+
+/// A response body that counts what passes through it and logs when it ends or is dropped.
+struct Observed {
+    inner: Body,
+    bytes: u64,
+    record: Option<Record>,
+}
+
+impl http_body::Body for Observed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    self.bytes += n;
+                    if let Some(r) = &self.record {
+                        r.app.metrics.sent(n);
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(r) = self.record.take() {
+                    r.finish(self.bytes);
+                }
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if let Some(r) = self.record.take() {
+            r.finish(self.bytes);
+        }
+    }
+}
+
+fn header_field(h: &HeaderMap, name: header::HeaderName) -> String {
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// nginx-style escaping of a log field: `"`, `\` and non-printable bytes become `\xNN`.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_fields_are_escaped() {
+        assert_eq!(
+            super::escape("curl/8 \"x\"\n\\"),
+            "curl/8 \\x22x\\x22\\x0A\\x5C"
+        );
+        assert_eq!(super::escape("é"), "\\xC3\\xA9");
+    }
+}

@@ -1,0 +1,185 @@
+//! GET and HEAD of one path inside a tree: open once, `fstat` the handle, then either list the
+//! directory or answer for the file (conditionals, `Range`, headers) streaming from that same
+//! handle.
+
+use std::fs::File;
+use std::io::{self, Read, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::dircache::{DirCache, DirKey};
+use super::error::HttpError;
+use super::headers::{self, Precondition, RangeDecision, Validators};
+use super::listing::{self, Page};
+use super::path::{OpenMode, open_beneath, open_tree};
+
+/// Files up to this size are read in the same blocking call that opens them (one thread hop
+/// per request); larger ones are streamed in [`CHUNK`]-sized reads.
+const SMALL: u64 = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
+
+/// What a path names, read from one open handle.
+pub enum Found {
+    File {
+        meta: FileMeta,
+        body: FileBody,
+    },
+    /// A directory; `page` is rendered only when a listing was asked for.
+    Dir {
+        page: Option<Page>,
+    },
+}
+
+pub struct FileMeta {
+    pub len: u64,
+    pub validators: Validators,
+}
+
+pub enum FileBody {
+    /// The whole (small) file, read from the handle.
+    Small(Bytes),
+    /// The open handle, streamed on demand.
+    Open(File),
+}
+
+/// A listing to render if the path is a directory.
+pub struct ListingRequest {
+    /// Decoded URL path of the directory, for the page's breadcrumb.
+    pub segments: Vec<String>,
+    pub json: bool,
+}
+
+/// Opens `rel` beneath `tree` and reads (and for directories renders) what the response needs.
+/// Blocking: run it with `spawn_blocking`.
+pub fn lookup(
+    tree: &Path,
+    rel: &Path,
+    list: Option<ListingRequest>,
+    cache: &DirCache,
+) -> Result<Found, HttpError> {
+    let tree_fd = open_tree(tree)?;
+    let file = open_beneath(tree, &tree_fd, rel, OpenMode::Read)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        let page = match list {
+            Some(req) => {
+                let key = DirKey::of(&meta);
+                let entries = match cache.get(&key) {
+                    Some(entries) => entries,
+                    None => {
+                        let (entries, symlinks) = listing::read_entries(file, tree, &tree_fd, rel)?;
+                        cache.offer(key, entries, symlinks)
+                    }
+                };
+                Some(listing::render(&req.segments, &entries, req.json))
+            }
+            None => None,
+        };
+        return Ok(Found::Dir { page });
+    }
+    if !meta.is_file() {
+        return Err(HttpError::NotServable);
+    }
+    let len = meta.len();
+    let file_meta = FileMeta {
+        len,
+        validators: Validators::new(meta.ino(), len, meta.mtime(), meta.mtime_nsec()),
+    };
+    let body = if len <= SMALL {
+        let mut buf = Vec::with_capacity(len as usize);
+        (&file).take(len).read_to_end(&mut buf)?;
+        if buf.len() as u64 != len {
+            return Err(HttpError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: changed size while being read", rel.display()),
+            )));
+        }
+        FileBody::Small(Bytes::from(buf))
+    } else {
+        FileBody::Open(file)
+    };
+    Ok(Found::File {
+        meta: file_meta,
+        body,
+    })
+}
+
+/// Builds the response for a file found by [`lookup`].
+pub async fn respond(
+    req: &HeaderMap,
+    head: bool,
+    rel_segments: &[String],
+    meta: FileMeta,
+    body: FileBody,
+) -> Result<Response, HttpError> {
+    let v = &meta.validators;
+    let name = rel_segments.last().map(String::as_str).unwrap_or("");
+    let mut resp = Response::new(Body::empty());
+    {
+        let h = resp.headers_mut();
+        if let Ok(etag) = HeaderValue::from_str(&v.etag) {
+            h.insert(header::ETAG, etag);
+        }
+        if let Ok(lm) = HeaderValue::from_str(&v.last_modified()) {
+            h.insert(header::LAST_MODIFIED, lm);
+        }
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(headers::cache_control(rel_segments)),
+        );
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    match headers::evaluate(req, v) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            return Ok(resp);
+        }
+        Precondition::Failed => return Err(HttpError::PreconditionFailed),
+    }
+    let (start, end) = match headers::range(req, v, meta.len) {
+        RangeDecision::Full => (0, meta.len),
+        RangeDecision::Partial { start, end } => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let cr = format!("bytes {start}-{end}/{}", meta.len);
+            if let Ok(cr) = HeaderValue::from_str(&cr) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, cr);
+            }
+            (start, end + 1)
+        }
+        RangeDecision::Unsatisfiable => {
+            return Err(HttpError::RangeNotSatisfiable { len: meta.len });
+        }
+    };
+    let count = end - start;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(headers::content_type(name)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if head {
+        return Ok(resp);
+    }
+    *resp.body_mut() = match body {
+        FileBody::Small(bytes) => Body::from(bytes.slice(start as usize..end as usize)),
+        FileBody::Open(file) => {
+            let mut file = tokio::fs::File::from_std(file);
+            if start > 0 {
+                file.seek(SeekFrom::Start(start)).await?;
+            }
+            Body::from_stream(ReaderStream::with_capacity(file.take(count), CHUNK))
+        }
+    };
+    Ok(resp)
+}

@@ -1,0 +1,161 @@
+//! One test per safety rule, over raw TCP so no client normalises the path first.
+
+use crate::archive;
+use crate::support::{Proc, Resp, Tree, get, raw, request};
+
+fn raw_get(addr: std::net::SocketAddr, target: &[u8]) -> Resp {
+    let mut req = b"GET ".to_vec();
+    req.extend_from_slice(target);
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let out = raw(addr, &req);
+    if out.is_empty() {
+        // hyper closed without answering (an unparseable request line): also a refusal.
+        return Resp {
+            status: 0,
+            headers: vec![],
+            body: vec![],
+        };
+    }
+    Resp::parse(&out)
+}
+
+/// A tree with a secret beside it, so a traversal that worked would show it.
+fn tree_with_secret_outside() -> (Tree, std::path::PathBuf) {
+    let outer = Tree::new();
+    outer.file("secret.txt", b"TOP SECRET\n");
+    let tree = outer.dir("mirror");
+    std::fs::create_dir_all(tree.join("pool/main")).unwrap();
+    std::fs::write(tree.join("pool/main/ok.deb"), b"fine").unwrap();
+    (outer, tree)
+}
+
+#[test]
+fn path_traversal_is_refused() {
+    let (_outer, tree) = tree_with_secret_outside();
+    let p = Proc::spawn(&["--root", tree.to_str().unwrap()]);
+    let targets: &[&[u8]] = &[
+        b"/../secret.txt",
+        b"/pool/../../secret.txt",
+        b"/..%2fsecret.txt",
+        b"/..%2f..%2fetc/passwd",
+        b"/%2e%2e/secret.txt",
+        b"/%2E%2E/%2e%2e/etc/passwd",
+        b"/pool/%2e%2e%2f%2e%2e%2fsecret.txt",
+        b"/.%2e/secret.txt",
+        b"/pool/..\\..\\secret.txt",
+        b"/pool%5c..%5c..%5csecret.txt",
+        b"/pool/main/ok.deb%00.txt",
+        b"/pool/%00",
+        b"/pool/%zz",
+        b"/pool/%c0%ae%c0%ae/secret.txt",
+        b"/./pool/main/ok.deb",
+        b"../secret.txt",
+        b"http://evil/../secret.txt",
+    ];
+    for target in targets {
+        let r = raw_get(p.addr, target);
+        let shown = String::from_utf8_lossy(target);
+        assert!(
+            matches!(r.status, 0 | 400 | 404),
+            "{shown}: status {} body {:?}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            !r.text().contains("SECRET") && !r.text().contains("root:"),
+            "{shown} leaked"
+        );
+    }
+    // The control: the same server does serve the tree.
+    assert_eq!(get(p.addr, "/pool/main/ok.deb", &[]).text(), "fine");
+}
+
+#[test]
+fn symlinks_leaving_the_tree_are_refused() {
+    let (outer, tree) = tree_with_secret_outside();
+    std::os::unix::fs::symlink("../../secret.txt", tree.join("pool/rel-escape")).unwrap();
+    std::os::unix::fs::symlink(outer.path("secret.txt"), tree.join("pool/abs-escape")).unwrap();
+    std::os::unix::fs::symlink("/etc", tree.join("etc")).unwrap();
+    std::os::unix::fs::symlink("main/ok.deb", tree.join("pool/inside")).unwrap();
+    std::os::unix::fs::symlink("pool", tree.join("stable")).unwrap();
+    let p = Proc::spawn(&["--root", tree.to_str().unwrap()]);
+    for path in [
+        "/pool/rel-escape",
+        "/pool/abs-escape",
+        "/etc/passwd",
+        "/etc/",
+    ] {
+        let r = get(p.addr, path, &[]);
+        assert_eq!(r.status, 403, "{path}");
+        assert!(
+            !r.text().contains("SECRET") && !r.text().contains("root:"),
+            "{path} leaked"
+        );
+    }
+    // Links that stay inside work, as files and as directories.
+    assert_eq!(get(p.addr, "/pool/inside", &[]).text(), "fine");
+    assert_eq!(get(p.addr, "/stable/main/ok.deb", &[]).text(), "fine");
+    // Listings show neither the escaping links' targets nor the links.
+    let html = get(p.addr, "/pool/", &[]).text();
+    assert!(
+        html.contains("inside") && !html.contains("escape"),
+        "{html}"
+    );
+    assert!(!get(p.addr, "/", &[]).text().contains("href=\"etc/\""));
+}
+
+#[test]
+fn private_files_are_never_served_nor_listed() {
+    let t = archive();
+    let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    for path in [
+        "/.debsync/state.json",
+        "/.debsync/",
+        "/.debsync/staging/dists/stable/Release",
+        "/%2edebsync/state.json",
+        "/Archive-Update-in-Progress-mirrorhost",
+        "/pool/main/h/hello/.hello_2.11-1_amd64.deb.debsync-tmp",
+    ] {
+        let r = get(p.addr, path, &[]);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(!r.text().contains("next generation"));
+    }
+}
+
+#[test]
+fn only_get_and_head_are_allowed() {
+    let t = archive();
+    let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    for method in [
+        "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND",
+    ] {
+        for path in ["/dists/stable/Release", "/", "/healthz", "/metrics"] {
+            let r = request(p.addr, method, path, &["Content-Length: 0"]);
+            assert_eq!(r.status, 405, "{method} {path}");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        }
+    }
+    assert_eq!(request(p.addr, "HEAD", "/", &[]).status, 200);
+}
+
+#[test]
+fn oversized_requests_are_refused() {
+    let t = archive();
+    let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    // Request target over 4 KiB: 414.
+    let long = format!("/pool/{}", "a".repeat(5000));
+    assert_eq!(get(p.addr, &long, &[]).status, 414);
+    // Headers over 16 KiB in total: 431 from the parser.
+    let big = format!("X-Big: {}", "b".repeat(20_000));
+    assert_eq!(get(p.addr, "/", &[&big]).status, 431);
+    // Too many header lines: 431.
+    let many: Vec<String> = (0..100).map(|i| format!("X-H{i}: v")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(get(p.addr, "/", &many).status, 431);
+    // A GET with a body: 413.
+    let out = raw(
+        p.addr,
+        b"GET /dists/stable/Release HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(Resp::parse(&out).status, 413);
+}
