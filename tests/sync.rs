@@ -1,0 +1,29 @@
+//! Black-box tests of `debsync sync`: the built binary against the kit's signed archives,
+//! served by a fault-injecting upstream on `127.0.0.1:0`.
+//!
+//! Every bad-input test follows one pattern ([`support::Fixture::assert_refused`]): a good
+//! sync, then upstream breaks, then a sync that must fail with an `error:` line naming the
+//! file and the fault while the served tree (`dists/`, `pool/`) stays byte-for-byte as it was.
+//!
+//! - `release`: the run lock, signatures, Valid-Until, rollback, components.
+//! - `index`: index variants and hashes, malformed stanzas, hostile file names.
+//! - `pool`: retries, resume, and pool faults that must stop the run.
+//! - `lifecycle`: no-op runs, by-hash generations, cleanup and its limit, trace and state,
+//!   and an upstream update end to end.
+//! - `client`: the real apt against `debsync serve` of the mirror, and `debsync verify`.
+
+mod common;
+
+#[path = "sync/support.rs"]
+mod support;
+
+#[path = "sync/client.rs"]
+mod client;
+#[path = "sync/index.rs"]
+mod index;
+#[path = "sync/lifecycle.rs"]
+mod lifecycle;
+#[path = "sync/pool.rs"]
+mod pool;
+#[path = "sync/release.rs"]
+mod release;

@@ -1,0 +1,297 @@
+//! Whole runs over time: upstream changes, no-op runs, by-hash generations, cleanup and its
+//! limit, the trace and state files.
+
+use std::collections::BTreeSet;
+
+use crate::common::*;
+use crate::support::*;
+
+#[test]
+fn unchanged_upstream_is_a_noop_with_release_requests_only() {
+    let f = Fixture::new(|_| {}, "");
+    f.sync_ok();
+    let before = f.served();
+    let trace = std::fs::read(f.tree().join("project/trace").join(hostname())).unwrap();
+    f.upstream.clear_log();
+
+    let stdout = f.sync_ok();
+    assert!(stdout.contains("unchanged"), "{stdout}");
+    let paths: BTreeSet<String> = f.upstream.requests().into_iter().map(|r| r.path).collect();
+    let allowed: BTreeSet<String> = ["InRelease", "Release", "Release.gpg"]
+        .iter()
+        .map(|n| format!("/dists/stable/{n}"))
+        .collect();
+    assert!(!paths.is_empty());
+    assert!(
+        paths.is_subset(&allowed),
+        "a no-op run fetched more than the Release files: {paths:#?}"
+    );
+    assert_same_tree(&before, &f.served());
+    assert_eq!(
+        std::fs::read(f.tree().join("project/trace").join(hostname())).unwrap(),
+        trace,
+        "a no-op run does not rewrite the trace"
+    );
+}
+
+#[test]
+fn trace_and_state_after_a_successful_run() {
+    let f = Fixture::new(|_| {}, "");
+    let out = f.sync();
+    assert_success(&out);
+    let trace = std::fs::read_to_string(f.tree().join("project/trace").join(hostname())).unwrap();
+    let field = |name: &str| {
+        trace
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name}: in trace:\n{trace}"))
+            .to_string()
+    };
+    // ftpsync's first line is the ctime-style date.
+    assert!(trace.lines().next().unwrap().contains(" UTC 20"), "{trace}");
+    assert!(field("Date").contains(" 20"), "{trace}");
+    assert!(field("Date-Started").contains(" 20"), "{trace}");
+    let serial = field("Archive serial");
+    assert!(
+        serial.len() == 10 && serial.bytes().all(|b| b.is_ascii_digit()) && serial.ends_with("01"),
+        "serial {serial:?}"
+    );
+    assert!(field("Creator").starts_with("debsync "), "{trace}");
+    assert_eq!(field("Upstream-mirror"), "127.0.0.1");
+    let bytes: u64 = field("Total bytes received").parse().unwrap();
+    assert!(
+        bytes >= 3 * DEB_LEN as u64,
+        "received {bytes} bytes: {trace}"
+    );
+    assert!(field("Suites").contains("stable"));
+
+    let state = f.state();
+    assert_eq!(state["last_result"], "ok", "{state}");
+    assert!(state["last_success"].as_i64().unwrap() > 0);
+    assert!(f.tree().join(".debsync/state.json").is_file());
+    assert!(
+        !f.tree().join(".debsync/staging").exists(),
+        "staging is cleaned up after a run"
+    );
+}
+
+/// `dists/stable/<dir>/by-hash/SHA256` names in the mirror.
+fn by_hash_names(f: &Fixture, dir: &str) -> BTreeSet<String> {
+    let d = f
+        .tree()
+        .join("dists/stable")
+        .join(dir)
+        .join("by-hash/SHA256");
+    std::fs::read_dir(&d)
+        .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// SHA-256 of the live `Packages` variants of `dir`: the by-hash names of this generation.
+fn live_index_hashes(f: &Fixture, dir: &str) -> BTreeSet<String> {
+    ["Packages", "Packages.gz", "Packages.xz"]
+        .iter()
+        .filter_map(|n| std::fs::read(f.tree().join("dists/stable").join(dir).join(n)).ok())
+        .map(|b| sha256_hex(&b))
+        .collect()
+}
+
+#[test]
+fn by_hash_keeps_the_last_three_generations() {
+    let mut f = Fixture::new(|a| a.suite("stable").acquire_by_hash = true, "");
+    let dir = "main/binary-amd64";
+    let mut generations: Vec<BTreeSet<String>> = Vec::new();
+    for i in 0..4 {
+        if i > 0 {
+            f.change(|a| add(a, &format!("gen{i}"), "1.0", "amd64"));
+        }
+        f.sync_ok();
+        let current = live_index_hashes(&f, dir);
+        assert_eq!(current.len(), 3, "three variants per generation");
+        assert!(
+            !generations.contains(&current),
+            "each sync changes the index"
+        );
+        generations.push(current);
+        // Every by-hash file is what its name says.
+        for name in by_hash_names(&f, dir) {
+            let bytes = std::fs::read(
+                f.tree()
+                    .join("dists/stable")
+                    .join(dir)
+                    .join("by-hash/SHA256")
+                    .join(&name),
+            )
+            .unwrap();
+            assert_eq!(sha256_hex(&bytes), name);
+        }
+    }
+    let expected: BTreeSet<String> = generations[1..].iter().flatten().cloned().collect();
+    assert_eq!(
+        by_hash_names(&f, dir),
+        expected,
+        "by-hash holds generations 2-4, not the first"
+    );
+    // Upstream still has all four generations; the mirror pruned the oldest.
+    let upstream: BTreeSet<String> = std::fs::read_dir(
+        f.archive
+            .path("dists/stable/main/binary-amd64/by-hash/SHA256"),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    .collect();
+    assert!(generations[0].is_subset(&upstream));
+}
+
+#[test]
+fn unreferenced_pool_files_are_deleted_within_the_limit() {
+    // 20 packages: one removal is 5 %, under the default 10 %.
+    let mut f = Fixture::new(
+        |a| {
+            for i in 0..17 {
+                add(a, &format!("pkg{i:02}"), "1.0", "amd64");
+            }
+        },
+        "",
+    );
+    f.sync_ok();
+    let gone = pool_path("main", "pkg03", "1.0", "amd64");
+    assert!(f.tree().join(&gone).is_file());
+    f.change(|a| {
+        a.remove_package("pkg03");
+    });
+    f.sync_ok();
+    assert!(!f.tree().join(&gone).exists(), "{gone} deleted");
+    assert!(
+        !f.tree().join("pool/main/p/pkg03").exists(),
+        "its empty directory is pruned"
+    );
+    assert!(
+        f.tree()
+            .join(pool_path("main", "pkg04", "1.0", "amd64"))
+            .is_file()
+    );
+    assert!(f.tree().join(HELLO).is_file());
+}
+
+#[test]
+fn mass_deletion_is_refused_without_force_delete() {
+    let mut f = Fixture::new(
+        |a| {
+            for i in 0..17 {
+                add(a, &format!("pkg{i:02}"), "1.0", "amd64");
+            }
+        },
+        "",
+    );
+    f.sync_ok();
+    let before = f.served();
+    f.change(|a| {
+        for i in 0..15 {
+            a.remove_package(&format!("pkg{i:02}"));
+        }
+    });
+    f.assert_refused(
+        &before,
+        &[
+            "refusing to delete 15 files",
+            "max_delete = 10%",
+            "--force-delete",
+        ],
+    );
+
+    let out = f.sync_with(&["--force-delete"]);
+    assert_success(&out);
+    for i in 0..15 {
+        assert!(
+            !f.tree()
+                .join(pool_path("main", &format!("pkg{i:02}"), "1.0", "amd64"))
+                .exists()
+        );
+    }
+    assert!(
+        f.tree()
+            .join(pool_path("main", "pkg16", "1.0", "amd64"))
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read(f.tree().join("dists/stable/InRelease")).unwrap(),
+        f.archive.read("dists/stable/InRelease")
+    );
+    assert_eq!(f.state()["last_result"], "ok");
+}
+
+#[test]
+fn upstream_update_end_to_end() {
+    let mut f = Fixture::new(
+        |a| {
+            a.suite("stable").acquire_by_hash = true;
+            add(a, "extra", "0.1", "all");
+        },
+        "[sync]\nmax_delete = 5\n",
+    );
+    let stdout = f.sync_ok();
+    assert!(stdout.contains("updated stable"), "{stdout}");
+    for p in [HELLO, DATA, LIBFOO, "pool/main/e/extra/extra_0.1_all.deb"] {
+        assert_eq!(
+            std::fs::read(f.tree().join(p)).unwrap(),
+            f.archive.read(p),
+            "{p}"
+        );
+    }
+    let first_trace =
+        std::fs::read_to_string(f.tree().join("project/trace").join(hostname())).unwrap();
+
+    // Upstream: hello 1.0-1 → 1.1-1, libfoo1 removed, extra (arch all) removed.
+    f.change(|a| {
+        let s = a.suite("stable");
+        s.remove_package("hello");
+        s.remove_package("libfoo1");
+        s.remove_package("extra");
+        add(a, "hello", "1.1-1", "amd64");
+    });
+    let new_hello = pool_path("main", "hello", "1.1-1", "amd64");
+    let stdout = f.sync_ok();
+    assert!(stdout.contains("3 deleted"), "{stdout}");
+    assert_eq!(
+        std::fs::read(f.tree().join(&new_hello)).unwrap(),
+        f.archive.read(&new_hello)
+    );
+    for gone in [HELLO, LIBFOO, "pool/main/e/extra/extra_0.1_all.deb"] {
+        assert!(!f.tree().join(gone).exists(), "{gone} should be deleted");
+    }
+    assert!(f.tree().join(DATA).is_file(), "unchanged package kept");
+
+    // dists/ is upstream's, except the by-hash files upstream keeps forever.
+    let no_by_hash = |m: std::collections::BTreeMap<String, String>| {
+        m.into_iter()
+            .filter(|(p, _)| p.starts_with("dists/") && !p.contains("/by-hash/"))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        no_by_hash(f.served()),
+        no_by_hash(served_snapshot(f.archive.dir()))
+    );
+    // pool/ is exactly upstream's pool/.
+    let pool = |m: std::collections::BTreeMap<String, String>| {
+        m.into_iter()
+            .filter(|(p, _)| p.starts_with("pool/"))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(pool(f.served()), pool(served_snapshot(f.archive.dir())));
+    // The current indices are also reachable by hash.
+    for n in ["Packages", "Packages.gz", "Packages.xz"] {
+        let bytes = std::fs::read(f.tree().join("dists/stable/main/binary-amd64").join(n)).unwrap();
+        let by_hash = f
+            .tree()
+            .join("dists/stable/main/binary-amd64/by-hash/SHA256")
+            .join(sha256_hex(&bytes));
+        assert_eq!(std::fs::read(by_hash).unwrap(), bytes, "{n}");
+    }
+
+    let trace = std::fs::read_to_string(f.tree().join("project/trace").join(hostname())).unwrap();
+    assert_ne!(trace, first_trace, "trace rewritten by the second run");
+    assert!(trace.contains("Creator: debsync "), "{trace}");
+    assert_eq!(f.state()["last_result"], "ok");
+}

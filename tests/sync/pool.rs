@@ -1,0 +1,149 @@
+//! Pool files: retries on transient faults, resume with `Range`, and the faults that must fail
+//! the run before anything goes live.
+
+use crate::common::*;
+use crate::support::*;
+
+const NEW: &str = "pool/main/n/newpkg/newpkg_1.0_amd64.deb";
+
+/// A synced mirror whose upstream then gained `newpkg`: returns the fixture and the served
+/// snapshot before the second sync.
+fn with_new_package() -> (Fixture, std::collections::BTreeMap<String, String>) {
+    let mut f = Fixture::new(|_| {}, "");
+    f.sync_ok();
+    let before = f.served();
+    f.change(|a| add(a, "newpkg", "1.0", "amd64"));
+    assert_eq!(NEW, pool_path("main", "newpkg", "1.0", "amd64"));
+    assert!(f.archive.path(NEW).is_file());
+    f.upstream.clear_log();
+    (f, before)
+}
+
+fn statuses(f: &Fixture, rel: &str) -> Vec<u16> {
+    f.upstream
+        .requests_to(&format!("/{rel}"))
+        .iter()
+        .map(|r| r.status)
+        .collect()
+}
+
+fn assert_fetched(f: &Fixture, rel: &str) {
+    assert_eq!(
+        std::fs::read(f.tree().join(rel)).unwrap(),
+        f.archive.read(rel),
+        "{rel}"
+    );
+    assert!(
+        f.served()
+            .contains_key("dists/stable/main/binary-amd64/Packages.gz")
+            && std::fs::read(f.tree().join("dists/stable/InRelease")).unwrap()
+                == f.archive.read("dists/stable/InRelease"),
+        "the new generation is live"
+    );
+}
+
+#[test]
+fn downloads_only_missing_pool_files() {
+    let (f, _) = with_new_package();
+    f.sync_ok();
+    assert_fetched(&f, NEW);
+    let pool: Vec<String> = f
+        .upstream
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/pool/"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(pool, [format!("/{NEW}")], "only the new file is fetched");
+}
+
+#[test]
+fn server_errors_are_retried() {
+    let (f, _) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Status(500)).times(2));
+    f.sync_ok();
+    assert_eq!(statuses(&f, NEW), [500, 500, 200]);
+    assert_fetched(&f, NEW);
+}
+
+#[test]
+fn reset_mid_file_is_retried() {
+    let (f, _) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Reset { after: 1000 }).times(1));
+    f.sync_ok();
+    assert!(statuses(&f, NEW).len() >= 2, "{:#?}", f.upstream.requests());
+    assert_fetched(&f, NEW);
+}
+
+#[test]
+fn truncated_download_is_resumed_with_range() {
+    let (f, _) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Truncate { after: 1000 }).times(1));
+    f.sync_ok();
+    let reqs = f.upstream.requests_to(&format!("/{NEW}"));
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert_eq!(reqs[0].range, None);
+    assert_eq!(reqs[1].range.as_deref(), Some("bytes=1000-"), "{reqs:#?}");
+    assert_eq!(reqs[1].status, 206);
+    assert_fetched(&f, NEW);
+    let tmp = f
+        .tree()
+        .join("pool/main/n/newpkg/.newpkg_1.0_amd64.deb.debsync-tmp");
+    assert!(!tmp.exists(), "no temp file left behind");
+}
+
+#[test]
+fn pool_file_whose_hash_never_matches_is_refused() {
+    let (f, before) = with_new_package();
+    f.archive.corrupt(NEW);
+    f.assert_refused(&before, &[NEW, "SHA256 mismatch", "not published"]);
+    assert!(!f.tree().join(NEW).exists());
+}
+
+#[test]
+fn pool_file_missing_upstream_is_refused() {
+    let (f, before) = with_new_package();
+    f.archive.delete(NEW);
+    f.assert_refused(&before, &[NEW, "not found (404)"]);
+}
+
+#[test]
+fn server_error_forever_is_refused_after_the_configured_retries() {
+    let (f, before) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Status(500)));
+    f.assert_refused(&before, &[NEW, "HTTP 500"]);
+    // retries = 4 (the default): five attempts, then give up.
+    assert_eq!(statuses(&f, NEW), [500; 5]);
+}
+
+#[test]
+fn truncated_download_forever_is_refused() {
+    let (f, before) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Truncate { after: 100 }));
+    let stderr = f.assert_refused(&before, &[NEW]);
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        error.contains("body ended after") || error.contains("error decoding response body"),
+        "names the fault: {error}"
+    );
+    assert_eq!(statuses(&f, NEW).len(), 5);
+}
+
+#[test]
+fn reset_mid_file_forever_is_refused() {
+    let (f, before) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Reset { after: 100 }));
+    let stderr = f.assert_refused(&before, &[NEW]);
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        error.contains("body ended after") || error.contains("error decoding response body"),
+        "names the fault: {error}"
+    );
+    assert_eq!(statuses(&f, NEW).len(), 5);
+}

@@ -1,0 +1,254 @@
+//! The run lock and the Release gate: signatures, Valid-Until, rollback, components.
+
+use std::time::Duration;
+
+use pgp::composed::{ArmorOptions, CleartextSignedMessage};
+
+use crate::common::*;
+use crate::support::*;
+
+fn lock_path(f: &Fixture) -> std::path::PathBuf {
+    f.tree()
+        .join(format!("Archive-Update-in-Progress-{}", hostname()))
+}
+
+#[test]
+fn second_sync_is_refused_while_one_runs_and_a_killed_runs_lock_is_taken_over() {
+    let f = Fixture::new(|_| {}, "");
+    // The first run stalls on a pool file, inside the lock.
+    f.upstream.add_fault(FaultRule::suffix(
+        HELLO,
+        Fault::Drip {
+            chunk: 64,
+            every: Duration::from_millis(200),
+        },
+    ));
+    let mut first = f.spawn_sync();
+    f.wait_for_request(HELLO, Duration::from_secs(30));
+
+    let out = f.sync();
+    let stderr = assert_failure(&out);
+    assert!(
+        stderr.contains("already running") && stderr.contains(&format!("(pid {})", first.id())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Archive-Update-in-Progress-"),
+        "names the lock file: {stderr}"
+    );
+
+    // Kill the holder: its lock file stays behind with a dead pid, and a partial download.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stale = std::fs::read_to_string(lock_path(&f)).expect("lock file left by a kill");
+    assert_eq!(stale.trim(), first.id().to_string());
+    assert!(
+        !f.tree().join("dists/stable").exists(),
+        "nothing went live before the pool finished"
+    );
+
+    f.upstream.clear_faults();
+    f.upstream.clear_log();
+    f.sync_ok();
+    assert!(!lock_path(&f).exists(), "lock file removed after the run");
+    assert_eq!(
+        std::fs::read(f.tree().join(HELLO)).unwrap(),
+        f.archive.read(HELLO)
+    );
+    assert_eq!(f.state()["last_result"], "ok");
+}
+
+#[test]
+fn lock_held_by_another_process_refuses_and_stale_file_is_taken_over() {
+    use std::io::Write;
+    let f = Fixture::new(|_| {}, "");
+    std::fs::create_dir_all(f.tree()).unwrap();
+    let mut held = std::fs::File::create(lock_path(&f)).unwrap();
+    writeln!(held, "4242").unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+
+    let stderr = assert_failure(&f.sync());
+    assert!(stderr.contains("already running (pid 4242)"), "{stderr}");
+    assert!(!f.tree().join("dists").exists() && !f.tree().join("pool").exists());
+
+    // Same file, same pid, but nobody holds the flock: stale, taken over.
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::Unlock).unwrap();
+    drop(held);
+    assert!(lock_path(&f).exists());
+    f.sync_ok();
+    assert!(!lock_path(&f).exists());
+    assert!(f.tree().join(HELLO).is_file());
+}
+
+/// A good first sync; returns the served snapshot.
+fn synced(f: &Fixture) -> std::collections::BTreeMap<String, String> {
+    f.sync_ok();
+    let snap = f.served();
+    assert!(snap.contains_key("dists/stable/Release"), "{snap:?}");
+    snap
+}
+
+#[test]
+fn inrelease_signed_by_unknown_key_is_refused() {
+    let mut f = Fixture::new(|_| {}, "");
+    let before = synced(&f);
+    f.change(|a| {
+        add(a, "newpkg", "1.0", "amd64");
+        a.suite("stable").signer = Some(TestKey::other().clone());
+    });
+    f.assert_refused(
+        &before,
+        &[
+            "dists/stable/InRelease",
+            "no valid signature by a key in the keyring",
+        ],
+    );
+}
+
+#[test]
+fn tampered_inrelease_is_refused() {
+    let mut f = Fixture::new(|_| {}, "");
+    let before = synced(&f);
+    f.change(|a| add(a, "newpkg", "1.0", "amd64"));
+    f.archive.tamper_inrelease("stable");
+    f.assert_refused(&before, &["dists/stable/InRelease", "no valid signature"]);
+}
+
+#[test]
+fn missing_or_unsigned_release_is_refused() {
+    let mut f = Fixture::new(|_| {}, "");
+    let before = synced(&f);
+    f.change(|a| add(a, "newpkg", "1.0", "amd64"));
+
+    // An InRelease that is not signed at all.
+    let release = f.archive.read("dists/stable/Release");
+    f.archive.write("dists/stable/InRelease", &release);
+    f.assert_refused(
+        &before,
+        &[
+            "dists/stable/InRelease",
+            "not a valid OpenPGP signed message",
+        ],
+    );
+
+    // No InRelease, and a Release without its signature.
+    f.archive.delete("dists/stable/InRelease");
+    f.archive.delete("dists/stable/Release.gpg");
+    f.assert_refused(
+        &before,
+        &[
+            "dists/stable/",
+            "neither InRelease nor Release + Release.gpg",
+        ],
+    );
+}
+
+#[test]
+fn release_with_detached_signature_is_used_without_inrelease() {
+    let mut f = Fixture::new(|a| a.suite("stable").write_inrelease = false, "");
+    let before = synced(&f);
+    assert!(!before.contains_key("dists/stable/InRelease"));
+    assert_eq!(
+        std::fs::read(f.tree().join("dists/stable/Release.gpg")).unwrap(),
+        f.archive.read("dists/stable/Release.gpg")
+    );
+    assert!(f.tree().join(HELLO).is_file());
+
+    // The same layout signed by an unknown key.
+    f.change(|a| {
+        add(a, "newpkg", "1.0", "amd64");
+        a.suite("stable").signer = Some(TestKey::other().clone());
+    });
+    f.assert_refused(&before, &["dists/stable/Release", "no valid signature"]);
+}
+
+/// Clear-signs `text` with both keys, the way `gpg --clearsign -u A -u B` would.
+fn clearsign_twice(text: &str, a: &TestKey, b: &TestKey) -> String {
+    let sig = |k: &TestKey| {
+        let (msg, _) = CleartextSignedMessage::from_string(&k.clearsign(text)).unwrap();
+        msg.signatures()[0].clone()
+    };
+    let sigs = vec![sig(a), sig(b)];
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    CleartextSignedMessage::new_many(text, |_| Ok(sigs))
+        .unwrap()
+        .to_armored_string(ArmorOptions::default())
+        .unwrap()
+}
+
+#[test]
+fn signature_by_unknown_key_beside_a_good_one_is_ignored() {
+    let mut f = Fixture::new(|_| {}, "");
+    let release = String::from_utf8(f.archive.read("dists/stable/Release")).unwrap();
+    let both = clearsign_twice(&release, TestKey::other(), f.archive.key());
+    // Guard: the message really carries both signatures, and only one verifies with our key.
+    let (msg, _) = CleartextSignedMessage::from_string(&both).unwrap();
+    assert_eq!(msg.signatures().len(), 2);
+    f.archive.key().verify_clearsigned(&both).unwrap();
+    assert!(TestKey::other().verify_clearsigned(&both).is_ok());
+    f.archive.write("dists/stable/InRelease", both.as_bytes());
+    f.archive.delete("dists/stable/Release.gpg");
+
+    f.sync_ok();
+    assert_eq!(
+        std::fs::read(f.tree().join("dists/stable/InRelease")).unwrap(),
+        both.as_bytes()
+    );
+    assert!(f.tree().join(HELLO).is_file());
+
+    // And the reverse: two signatures, neither by a key we trust.
+    f.change(|a| add(a, "newpkg", "1.0", "amd64"));
+    let before = f.served();
+    let release = String::from_utf8(f.archive.read("dists/stable/Release")).unwrap();
+    let stranger = TestKey::ed25519("stranger <s@test.invalid>");
+    let neither = clearsign_twice(&release, TestKey::other(), &stranger);
+    f.archive
+        .write("dists/stable/InRelease", neither.as_bytes());
+    f.archive.delete("dists/stable/Release.gpg");
+    f.assert_refused(&before, &["dists/stable/InRelease", "2 signature(s)"]);
+}
+
+#[test]
+fn expired_valid_until_is_refused() {
+    let mut f = Fixture::new(
+        |a| a.suite("stable").valid_until = Some(rfc2822_from_now(86_400)),
+        "",
+    );
+    let before = synced(&f);
+    f.change(|a| {
+        add(a, "newpkg", "1.0", "amd64");
+        a.suite("stable").valid_until = Some(rfc2822_from_now(-3600));
+    });
+    f.assert_refused(&before, &["dists/stable/Release", "expired", "Valid-Until"]);
+}
+
+#[test]
+fn release_older_than_the_mirrored_one_is_refused() {
+    let mut f = Fixture::new(|_| {}, "");
+    let before = synced(&f);
+    f.change(|a| {
+        add(a, "newpkg", "1.0", "amd64");
+        a.suite("stable").date = Some(rfc2822_from_now(-86_400));
+    });
+    f.assert_refused(
+        &before,
+        &["dists/stable/Release", "older", "rollback refused"],
+    );
+}
+
+#[test]
+fn release_lacking_a_configured_component_is_refused() {
+    let mut f = Fixture::new(
+        |a| {
+            a.add_package("tool", "1.0", "amd64", "contrib", &noise("tool", DEB_LEN));
+        },
+        "[[mirror]]\ncomponents = [\"main\", \"contrib\"]\n",
+    );
+    let before = synced(&f);
+    assert!(before.contains_key("pool/contrib/t/tool/tool_1.0_amd64.deb"));
+    f.change(|a| a.suite("stable").release_omit_components = vec!["contrib".into()]);
+    f.assert_refused(
+        &before,
+        &["dists/stable/Release", "lacks component \"contrib\""],
+    );
+}
