@@ -111,7 +111,9 @@ async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
         }
         (None, Some(root)) => (Site::bare(root)?, ServeConfig::default().listen),
         (None, None) => {
-            return Err(debsync::serve::ServeError::Usage("--config or --root is required".into()).into());
+            return Err(
+                debsync::serve::ServeError::Usage("--config or --root is required".into()).into(),
+            );
         }
     };
     let listen = args.listen.unwrap_or(listen);

@@ -154,7 +154,10 @@ mod tests {
             (s.replace("SHA256: 5b4f", "SHA256: 5b4"), "bad SHA256"),
             (s.replace("Filename:", "Filenam:"), "missing Filename"),
             (s.replace("\nSize: 53000", ""), "missing Size"),
-            (s.replace("Filename: pool", "filename: ../pool"), "bad Filename"),
+            (
+                s.replace("Filename: pool", "filename: ../pool"),
+                "bad Filename",
+            ),
         ];
         for (text, want) in cases {
             let err = pool_file(text.as_bytes(), 7).unwrap_err().to_string();
@@ -167,9 +170,15 @@ mod tests {
     fn field_case_and_position_variants_agree() {
         let want = pool_file(STANZA, 1).unwrap();
         let s = std::str::from_utf8(STANZA).unwrap();
-        let lower = s.replace("Filename:", "filename:").replace("Size:", "size:");
+        let lower = s
+            .replace("Filename:", "filename:")
+            .replace("Size:", "size:");
         assert_eq!(pool_file(lower.as_bytes(), 1).unwrap(), want);
-        let first = format!("Filename: {}\n{}", want.path, s.replace(&format!("Filename: {}\n", want.path), ""));
+        let first = format!(
+            "Filename: {}\n{}",
+            want.path,
+            s.replace(&format!("Filename: {}\n", want.path), "")
+        );
         assert_eq!(pool_file(first.as_bytes(), 1).unwrap(), want);
     }
 

@@ -38,6 +38,9 @@ pub struct Release {
     pub acquire_by_hash: bool,
     /// The SHA256 list, in file order.
     pub files: Vec<FileRef>,
+    /// The SHA512 list (path, lower-case hex), when Release has one: apt fetches by-hash
+    /// under the strongest hash listed, so a mirror must publish `by-hash/SHA512/` too.
+    pub sha512: Vec<(String, String)>,
 }
 
 impl Release {
@@ -69,6 +72,16 @@ impl Release {
         for line in p.lines("SHA256") {
             files.push(parse_entry(line)?);
         }
+        let mut sha512 = Vec::new();
+        for line in p.lines("SHA512") {
+            let mut parts = line.split_ascii_whitespace();
+            if let (Some(hash), Some(_), Some(path)) = (parts.next(), parts.next(), parts.next())
+                && hash.len() == 128
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                sha512.push((path.to_string(), hash.to_ascii_lowercase()));
+            }
+        }
         Ok(Release {
             origin: owned("Origin"),
             label: owned("Label"),
@@ -83,12 +96,21 @@ impl Release {
                 .get("Acquire-By-Hash")
                 .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
             files,
+            sha512,
         })
     }
 
     /// The entry for one index path, if listed.
     pub fn file(&self, path: &str) -> Option<&FileRef> {
         self.files.iter().find(|f| f.path.as_str() == path)
+    }
+
+    /// The SHA512 (hex) Release lists for a path, if any.
+    pub fn sha512_of(&self, path: &str) -> Option<&str> {
+        self.sha512
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, h)| h.as_str())
     }
 }
 

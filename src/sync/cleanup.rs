@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::pool::{PathKey, for_each_file, path_key};
+use super::pool::{PathKey, for_each_listed, path_key};
 use super::stage::ParseSource;
 use super::{SyncError, io_err};
 use crate::config::MaxDelete;
@@ -53,7 +53,7 @@ pub fn plan(
                 let mut still: HashSet<PathKey> = HashSet::new();
                 let wanted: HashSet<PathKey> = candidates.iter().map(|(k, _)| *k).collect();
                 for src in other_live {
-                    for_each_file(src, |f| {
+                    for_each_listed(tree, src, |f| {
                         let k = path_key(f.path.as_str());
                         if wanted.contains(&k) {
                             still.insert(k);
@@ -71,7 +71,7 @@ pub fn plan(
         }
         Mode::Walk => {
             for src in other_live {
-                for_each_file(src, |f| {
+                for_each_listed(tree, src, |f| {
                     new_keys.insert(path_key(f.path.as_str()));
                     Ok(())
                 })?;

@@ -17,6 +17,7 @@
 
 pub mod cleanup;
 pub mod lock;
+pub mod manifest;
 pub mod plan;
 pub mod pool;
 pub mod stage;
@@ -397,6 +398,13 @@ async fn run(
     }
 
     report.deleted_files = cleanup::delete(&ctx.tree, &deletions);
+    let live: std::collections::HashSet<crate::archive::Sha256> = staged
+        .iter()
+        .flat_map(|s| s.groups.iter().filter_map(|g| g.source.as_ref()))
+        .chain(other_live.iter())
+        .map(|s| s.sha256)
+        .collect();
+    manifest::prune(&ctx.tree, &live);
     state.pool_files = outcome.listed_files;
     state.pool_bytes = outcome.listed_bytes;
     Ok(())

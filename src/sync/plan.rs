@@ -185,6 +185,7 @@ mod tests {
             components: vec!["main".into(), "contrib".into()],
             acquire_by_hash: true,
             files: files.iter().map(|p| file(p)).collect(),
+            sha512: Vec::new(),
         }
     }
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::plan::IndexKind;
 use super::stage::ParseSource;
-use super::{Ctx, SyncError};
+use super::{Ctx, SyncError, manifest};
 use crate::archive::deb822::StanzaReader;
 use crate::archive::{FileRef, packages, sources};
 use crate::fetch::{Expected, FetchError, hash_file};
@@ -106,6 +106,36 @@ pub fn for_each_file(
     Ok(())
 }
 
+/// Like [`for_each_file`], but reads the index's manifest when an earlier run left one, and
+/// leaves one behind when it had to parse. Entries may repeat after a damaged manifest;
+/// every caller deduplicates by path.
+pub fn for_each_listed(
+    tree: &Path,
+    src: &ParseSource,
+    mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    if manifest::read(&manifest::path(tree, &src.sha256), &mut f)? {
+        return Ok(());
+    }
+    let mut writer = manifest::Writer::create(tree, &src.sha256)
+        .inspect_err(|e| tracing::warn!("{}: cannot write manifest: {e}", src.display))
+        .ok();
+    for_each_file(src, |entry| {
+        if let Some(w) = writer.as_mut()
+            && w.push(&entry).is_err()
+        {
+            writer = None;
+        }
+        f(entry)
+    })?;
+    if let Some(w) = writer
+        && let Err(e) = w.finish()
+    {
+        tracing::warn!("{}: cannot write manifest: {e}", src.display);
+    }
+    Ok(())
+}
+
 /// Plans and runs stage 1 for the given changed indices.
 pub async fn sync_pool(
     ctx: &Ctx<'_>,
@@ -113,7 +143,8 @@ pub async fn sync_pool(
     new: Vec<ParseSource>,
 ) -> Result<PoolOutcome, SyncError> {
     let (tx, rx) = mpsc::channel::<FileRef>(512);
-    let planner = tokio::task::spawn_blocking(move || plan_pool(&old, &new, tx));
+    let tree = ctx.tree.clone();
+    let planner = tokio::task::spawn_blocking(move || plan_pool(&tree, &old, &new, tx));
 
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let failures: Arc<Mutex<Vec<FetchError>>> = Arc::default();
@@ -170,6 +201,7 @@ struct Counts {
 /// The blocking half: read the old indices into a compact map, then stream the new ones and
 /// queue every file the live generation does not already vouch for.
 fn plan_pool(
+    tree: &Path,
     old: &[ParseSource],
     new: &[ParseSource],
     tx: mpsc::Sender<FileRef>,
@@ -177,7 +209,7 @@ fn plan_pool(
     let mut arena = String::new();
     let mut old_map: HashMap<PathKey, OldEntry> = HashMap::new();
     for src in old {
-        for_each_file(src, |f| {
+        for_each_listed(tree, src, |f| {
             let key = path_key(f.path.as_str());
             old_map.entry(key).or_insert_with(|| {
                 let offset = arena.len() as u32;
@@ -194,7 +226,7 @@ fn plan_pool(
     }
     let mut outcome = PoolOutcome::default();
     for src in new {
-        for_each_file(src, |f| {
+        for_each_listed(tree, src, |f| {
             let key = path_key(f.path.as_str());
             if !outcome.new_keys.insert(key) {
                 return Ok(());

@@ -227,7 +227,7 @@ pub async fn stage_suite(
         }
     }
 
-    let state = place_by_hash(ctx, release, &present, &live_dir, &dir, prev)?;
+    let state = place_by_hash(ctx, release, old.as_ref(), &present, &live_dir, &dir, prev)?;
     write_release_files(up, keyring, &dir, ctx)?;
 
     Ok(StagedSuite {
@@ -325,6 +325,7 @@ async fn stage_file<'f>(
 fn place_by_hash(
     ctx: &Ctx<'_>,
     release: &Release,
+    old: Option<&Release>,
     present: &[&FileRef],
     live_dir: &Path,
     dir: &Path,
@@ -339,9 +340,26 @@ fn place_by_hash(
     }
     let mut current = Vec::new();
     for f in present {
+        let staged = dir.join(f.path.as_path());
         let rel = by_hash_path(f);
-        link_or_copy(&dir.join(f.path.as_path()), &dir.join(&rel))?;
+        link_or_copy(&staged, &dir.join(&rel))?;
         current.push(rel);
+        if let Some(sha512) = release.sha512_of(f.path.as_str()) {
+            // A file carried over from the live tree was checked when it arrived.
+            if !unchanged_in(old, f) {
+                check_sha512(
+                    &staged,
+                    sha512,
+                    &format!("dists/{}/{}", suite_of(dir, ctx), f.path),
+                )?;
+            }
+            let rel = match f.path.parent() {
+                "" => format!("by-hash/SHA512/{sha512}"),
+                parent => format!("{parent}/by-hash/SHA512/{sha512}"),
+            };
+            link_or_copy(&staged, &dir.join(&rel))?;
+            current.push(rel);
+        }
     }
     current.sort();
     current.dedup();
@@ -368,6 +386,36 @@ fn place_by_hash(
     }
     state.by_hash = generations;
     Ok(state)
+}
+
+fn suite_of(dir: &Path, ctx: &Ctx<'_>) -> String {
+    dir.strip_prefix(staging_root(&ctx.tree))
+        .map_or_else(|_| dir.display().to_string(), |p| p.display().to_string())
+}
+
+/// SHA512 of a staged index against the signed Release: only needed for repositories that
+/// list SHA512 (Ubuntu, apt-ftparchive), where apt requests `by-hash/SHA512/`.
+fn check_sha512(path: &Path, want: &str, shown: &str) -> Result<(), SyncError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = sha2::Sha512::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let got = hex::encode(hasher.finalize());
+    if got != want {
+        return Err(SyncError::Index {
+            file: shown.to_string(),
+            detail: format!("SHA512 mismatch: Release says {want}, file has {got}"),
+        });
+    }
+    Ok(())
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), SyncError> {
