@@ -15,7 +15,10 @@ const APT_LIST: &str =
 fn packages() -> Vec<u8> {
     if let Ok(f) = std::fs::File::open(APT_LIST) {
         let mut out = Vec::new();
-        if lz4_flex::frame::FrameDecoder::new(f).read_to_end(&mut out).is_ok() {
+        if lz4_flex::frame::FrameDecoder::new(f)
+            .read_to_end(&mut out)
+            .is_ok()
+        {
             return out;
         }
     }
