@@ -104,8 +104,10 @@ EOF
 nginx -t -c "$NG/nginx.conf" -p "$NG" >/dev/null 2>&1 || { nginx -t -c "$NG/nginx.conf" -p "$NG"; exit 1; }
 nginx -c "$NG/nginx.conf" -p "$NG" &
 NGINX_PID=$!
+MOUNTED=()
 cleanup() {
   kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+  for m in "${MOUNTED[@]}"; do umount "$m" 2>/dev/null || umount -l "$m"; done
   GNUPGHOME="$UP/.gnupg" gpgconf --kill gpg-agent 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -116,11 +118,34 @@ curl -sf -o /dev/null "$URL/dists/bookworm/Release" || { echo "error: nginx not 
 echo "upstream $URL (nginx pid $NGINX_PID)"
 phase_end
 
-# ---------------------------------------------------------------- configs
-DS_ROOT=$BENCH_DIR/debsync-mirror
-AM_OUT=$BENCH_DIR/aptmirs-mirror
-rm -rf "$DS_ROOT" "$AM_OUT"
+# ---------------------------------------------------------------- mirror filesystems
+# Each tool writes into its own freshly made ext4 (loop-mounted sparse image): the same
+# filesystem state for every run, and no multi-minute `rm -rf` of the last run's 63k files
+# (deleting that many files leaves ext4's inode allocator scanning "recently deleted" inodes,
+# which slowed the next run's creates ~3x in a trial). BENCH_FS=dir uses plain dirs instead.
+phase_start "fresh mirror filesystems"
+MNT=$BENCH_DIR/mnt
+DS_ROOT=$MNT/debsync/root
+AM_OUT=$MNT/aptmirs/root
+fresh_fs() {  # fresh_fs NAME: $MNT/NAME is a new empty ext4
+  local img=$BENCH_DIR/$1.ext4 m=$MNT/$1
+  mkdir -p "$m"
+  mountpoint -q "$m" && umount "$m"
+  rm -f "$img"; truncate -s 4G "$img"
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$img" &&
+    mount -o loop "$img" "$m" && MOUNTED+=("$m")
+}
+if [ "${BENCH_FS:-loop}" = loop ] && fresh_fs debsync && fresh_fs aptmirs; then
+  echo "mirrors on fresh loop-mounted ext4: ${MOUNTED[*]}"
+else
+  [ "${BENCH_FS:-loop}" = loop ] && note "loop mount failed: mirrors in plain dirs under $MNT (rm -rf of the last run's trees included in this phase)"
+  for m in "${MOUNTED[@]}"; do umount "$m"; done; MOUNTED=()
+  rm -rf "$MNT/debsync" "$MNT/aptmirs"
+fi
 mkdir -p "$DS_ROOT" "$AM_OUT"
+phase_end
+
+# ---------------------------------------------------------------- configs
 cat >"$BENCH_DIR/mirror.toml" <<EOF
 root = "$DS_ROOT"
 
@@ -137,23 +162,24 @@ keyring = ["$UP/keyring.gpg"]
 EOF
 echo "deb [arch=amd64 pgp_pub_key=$UP/keyring.gpg] $URL/ bookworm main" >"$BENCH_DIR/aptmirs.list"
 DS_CMD=("$DEBSYNC" sync --config "$BENCH_DIR/mirror.toml")
-AM_CMD=("$APTMIRS" --config "$BENCH_DIR/aptmirs.list" --output "$AM_OUT")
+AM_CMD=("$APTMIRS" --config "$BENCH_DIR/aptmirs.list" --output "$AM_OUT" --dl-threads 8)
 
 # ---------------------------------------------------------------- helpers
 # timed TAG CMD...: /usr/bin/time wall + peak RSS into $RES/TAG.{time,out,err,rc}
 timed() {
   local tag=$1; shift
   sync  # flush the previous step's writeback; caches stay warm (upstream is served from page cache)
-  /usr/bin/time -f '%e %M' -o "$RES/$tag.time" "$@" >"$RES/$tag.out" 2>"$RES/$tag.err"
+  /usr/bin/time -f '%e %M %U %S' -o "$RES/$tag.time" "$@" >"$RES/$tag.out" 2>"$RES/$tag.err"
   echo $? >"$RES/$tag.rc"
   local rc; rc=$(cat "$RES/$tag.rc")
-  printf '  %-18s rc=%s  %s s  %s KB\n' "$tag" "$rc" "$(awk '{print $1}' "$RES/$tag.time")" "$(tail -1 "$RES/$tag.time" | awk '{print $2}')"
+  printf '  %-18s rc=%s  %s s wall  %s s cpu  %s KB\n' "$tag" "$rc" "$(secs "$tag")" "$(cpu "$tag")" "$(tail -1 "$RES/$tag.time" | awk '{print $2}')"
   if [ "$rc" != 0 ]; then
     note "$tag: exit $rc; stderr tail:"
     grep -v '^Command exited' "$RES/$tag.err" | tail -5 | sed 's/^/    /' | tee -a "$RES/notes"
   fi
 }
 secs() { [ -f "$RES/$1.time" ] && tail -1 "$RES/$1.time" | awk '{print $1}' || echo "-"; }
+cpu() { [ -f "$RES/$1.time" ] && tail -1 "$RES/$1.time" | awk '{printf "%.2f", $3+$4}' || echo "-"; }
 mib() { [ -f "$RES/$1.time" ] && tail -1 "$RES/$1.time" | awk '{printf "%.1f", $2/1024}' || echo "-"; }
 okrc() { [ -f "$RES/$1.rc" ] && [ "$(cat "$RES/$1.rc")" = 0 ]; }
 
@@ -181,6 +207,8 @@ verify_tree() {
 aptmirs_root() { dirname "$(dirname "$(dirname "$(find "$AM_OUT" -path '*/dists/bookworm/InRelease' -print -quit)")")" 2>/dev/null; }
 
 # ---------------------------------------------------------------- runs
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load average: $LOAD0"
 phase_start "initial sync (debsync + aptmirs)"
 timed debsync-initial "${DS_CMD[@]}"
 verify_tree debsync-initial "$DS_ROOT/debian"
@@ -228,21 +256,25 @@ fi
 phase_end
 
 # ---------------------------------------------------------------- report
-hfmean() { [ -f "$RES/$1.json" ] && python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print('%.1f ms ± %.1f' % (r['mean']*1e3, r['stddev']*1e3))" "$RES/$1.json" || echo "-"; }
+hfmean() { [ -f "$RES/$1.json" ] && python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print('%.1f ms +- %.1f' % (r['mean']*1e3, r['stddev']*1e3))" "$RES/$1.json" || echo "-"; }
+F='| %-8s | %7s s / %6s MiB | %8s s | %7s s / %6s MiB | %-19s | %7s s / %6s MiB | %8s s |\n'
 row() {
   local t=$1
-  printf '| %-8s | %7s s / %6s MiB | %7s s / %6s MiB | %-18s | %7s s / %6s MiB |\n' "$t" \
-    "$(secs $t-initial)" "$(mib $t-initial)" "$(secs $t-noop)" "$(mib $t-noop)" "$(hfmean $t-noop-hf)" \
-    "$(secs $t-resync)" "$(mib $t-resync)"
+  printf "$F" "$t" \
+    "$(secs $t-initial)" "$(mib $t-initial)" "$(cpu $t-initial)" "$(secs $t-noop)" "$(mib $t-noop)" "$(hfmean $t-noop-hf)" \
+    "$(secs $t-resync)" "$(mib $t-resync)" "$(cpu $t-resync)"
 }
 {
   echo
+  echo "load average before the runs: $LOAD0 (2 cores: anything well above 0 means the figures share the CPU)"
   echo "SCALE: $(grep -c '^Package: ' "$UP/dists/bookworm/main/binary-amd64/Packages") stanzas, upstream $URL, $(nproc) cores, $(date -u '+%F %T UTC')"
-  echo "| tool     | initial s / peak RSS     | noop s / peak RSS        | noop hyperfine x$RUNS  | resync-1% s / peak RSS   |"
-  echo "|----------|--------------------------|--------------------------|--------------------|--------------------------|"
+  printf '| %-8s | %-22s | %-10s | %-22s | %-19s | %-22s | %-10s |\n' tool "initial wall / RSS" "init cpu" "noop wall / RSS" "noop hyperfine x$RUNS" "resync-1% wall / RSS" "resync cpu"
+  echo "|----------|------------------------|------------|------------------------|---------------------|------------------------|------------|"
   row debsync
-  [ -n "$APTMIRS" ] && row aptmirs || echo "| aptmirs  | not run: $(grep aptmirs "$RES/notes" 2>/dev/null | head -1)"
-  echo "| target   |     1.5 s /     24 MiB   |       -                  | 20 ms              |     0.4 s /     24 MiB   |"
+  if [ -n "$APTMIRS" ]; then row aptmirs
+  elif [ "${BENCH_SKIP_APTMIRS:-0}" = 1 ]; then echo "| aptmirs  | skipped (BENCH_SKIP_APTMIRS=1)"
+  else echo "| aptmirs  | not run: $(grep aptmirs "$RES/notes" 2>/dev/null | head -1)"; fi
+  printf "$F" target 1.5 24 - - 24 "20 ms" 0.4 24 -
   for t in initial noop resync; do
     okrc debsync-$t || echo "debsync-$t FAILED (exit $(cat "$RES/debsync-$t.rc" 2>/dev/null))"
   done
