@@ -133,10 +133,16 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(cfg: &SyncConfig) -> Result<Fetcher, FetchError> {
+    /// `https`: whether TLS will be needed. A plain-http upstream skips loading the system's
+    /// CA store, which costs more than the whole no-op run otherwise does.
+    pub fn new(cfg: &SyncConfig, https: bool) -> Result<Fetcher, FetchError> {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !https {
+            builder = builder.tls_certs_only([]);
+        }
+        let client = builder
             .user_agent(concat!("debsync/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.timeout())
             .read_timeout(cfg.timeout())

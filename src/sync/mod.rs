@@ -209,7 +209,7 @@ pub async fn sync_mirror(
         tree: tree.clone(),
         mirror,
         cfg: &config.sync,
-        fetcher: Fetcher::new(&config.sync)?,
+        fetcher: Fetcher::new(&config.sync, mirror.upstream.scheme() == "https")?,
         now: now_unix(),
     };
     let mut state = State::load(&tree);
@@ -320,6 +320,7 @@ async fn run(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let keyring = Keyring::load(&ctx.mirror.keyrings)?;
+    let pool_existed = ctx.tree.join("pool").exists();
     // Leftovers of a killed run are garbage: the live tree never depends on staging.
     let staging = stage::staging_root(&ctx.tree);
     if staging.exists() {
@@ -350,13 +351,23 @@ async fn run(
     for up in unchanged {
         other_live.extend(live_sources(ctx, &up.suite, &keyring));
     }
+    let phase = Instant::now();
+    tracing::debug!("stage: {} suite(s) staged", staged.len());
     let outcome = pool::sync_pool(ctx, old_sources, new_sources).await?;
+    tracing::debug!(
+        "pool: {} listed, {} fetched in {:?}",
+        outcome.listed_files,
+        outcome.fetched_files,
+        phase.elapsed()
+    );
     report.fetched_files = outcome.fetched_files;
     report.checked_local = outcome.checked_local;
     report.listed_files = outcome.listed_files;
 
     // Decide deletions before anything goes live, so a refusal leaves the old tree serving.
-    let mode = if previous_ok {
+    // After a clean run the planning pass knows exactly what became unreferenced. After a
+    // failed or killed one, walk the pool for orphans, unless there was no pool to begin with.
+    let mode = if previous_ok || !pool_existed {
         cleanup::Mode::Diff(outcome.unreferenced)
     } else {
         cleanup::Mode::Walk
@@ -371,7 +382,9 @@ async fn run(
     )?;
 
     // Stage 2: the swap.
+    let phase = Instant::now();
     swap::barrier(&ctx.tree)?;
+    tracing::debug!("barrier: syncfs in {:?}", phase.elapsed());
     for s in &staged {
         let live = ctx.tree.join("dists").join(&s.suite);
         swap::swap_in(&s.dir, &live)?;
@@ -397,7 +410,13 @@ async fn run(
         }
     }
 
+    let phase = Instant::now();
     report.deleted_files = cleanup::delete(&ctx.tree, &deletions);
+    tracing::debug!(
+        "cleanup: {} deleted in {:?}",
+        report.deleted_files,
+        phase.elapsed()
+    );
     let live: std::collections::HashSet<crate::archive::Sha256> = staged
         .iter()
         .flat_map(|s| s.groups.iter().filter_map(|g| g.source.as_ref()))

@@ -153,6 +153,7 @@ pub async fn sync_pool(
         tree: ctx.tree.clone(),
         base: ctx.mirror.upstream.clone(),
         fetcher: ctx.fetcher.clone(),
+        dirs: DirCache::default(),
     });
     // Spawned, not joined in place: hashing and writing then spread over every core.
     let mut workers = tokio::task::JoinSet::new();
@@ -258,6 +259,44 @@ struct WorkerCtx {
     tree: std::path::PathBuf,
     base: reqwest::Url,
     fetcher: crate::fetch::Fetcher,
+    dirs: DirCache,
+}
+
+/// Pool directories known to exist, by path key: one `mkdir` per directory instead of one
+/// `mkdir` + `stat` per file, and the knowledge that a directory this run created holds only
+/// what this run wrote.
+#[derive(Default)]
+struct DirCache {
+    known: Mutex<HashMap<PathKey, bool>>,
+}
+
+impl DirCache {
+    /// Makes sure `tree/rel` exists; returns whether this run created it.
+    fn ensure(&self, tree: &Path, rel: &str) -> std::io::Result<bool> {
+        let key = path_key(rel);
+        if let Some(created) = self.known.lock().ok().and_then(|k| k.get(&key).copied()) {
+            return Ok(created);
+        }
+        let created = match std::fs::create_dir(tree.join(rel)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some((parent, _)) = rel.rsplit_once('/') {
+                    self.ensure(tree, parent)?;
+                }
+                match std::fs::create_dir(tree.join(rel)) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(key, created);
+        }
+        Ok(created)
+    }
 }
 
 impl WorkerCtx {
@@ -272,20 +311,29 @@ async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(
         size: file.size,
         sha256: file.sha256,
     };
+    let fresh_dir = match file.path.parent() {
+        "" => false,
+        parent => ctx
+            .dirs
+            .ensure(&ctx.tree, parent)
+            .map_err(|source| FetchError::Io {
+                path: ctx.tree.join(parent),
+                source,
+            })?,
+    };
     // A file already there (an interrupted earlier run, or a re-added package) is kept when
-    // its bytes are right: hashing locally beats downloading.
-    if let Ok(meta) = std::fs::symlink_metadata(&dest) {
-        if meta.is_file() && meta.len() == file.size && local_matches(&dest, &want) {
-            counts
-                .local
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
-        }
-    } else if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| FetchError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
+    // its bytes are right: hashing locally beats downloading. In a directory this run
+    // created there is nothing to look at.
+    if !fresh_dir
+        && let Ok(meta) = std::fs::symlink_metadata(&dest)
+        && meta.is_file()
+        && meta.len() == file.size
+        && local_matches(&dest, &want)
+    {
+        counts
+            .local
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(());
     }
     ctx.fetcher
         .download(&ctx.url(file.path.as_str()), &dest, want)
