@@ -44,15 +44,6 @@ fn content_tag(f: &FileRef) -> u64 {
     u64::from_le_bytes(first) ^ f.size
 }
 
-/// A pool file of the live generation: its tag, where its path sits in the arena, and whether
-/// the new generation still references it.
-struct OldEntry {
-    tag: u64,
-    offset: u32,
-    len: u32,
-    referenced: bool,
-}
-
 /// What the planning pass learnt, for cleanup.
 #[derive(Default)]
 pub struct PoolOutcome {
@@ -207,25 +198,22 @@ fn plan_pool(
     new: &[ParseSource],
     tx: mpsc::Sender<FileRef>,
 ) -> Result<PoolOutcome, SyncError> {
-    let mut arena = String::new();
-    let mut old_map: HashMap<PathKey, OldEntry> = HashMap::new();
+    // The live generation as a sorted (key, tag) table: 24 bytes a file, no hash-table slack.
+    let mut old_table: Vec<(PathKey, u64)> = Vec::new();
     for src in old {
         for_each_listed(tree, src, |f| {
-            let key = path_key(f.path.as_str());
-            old_map.entry(key).or_insert_with(|| {
-                let offset = arena.len() as u32;
-                arena.push_str(f.path.as_str());
-                OldEntry {
-                    tag: content_tag(&f),
-                    offset,
-                    len: f.path.as_str().len() as u32,
-                    referenced: false,
-                }
-            });
+            old_table.push((path_key(f.path.as_str()), content_tag(&f)));
             Ok(())
         })?;
     }
-    let mut outcome = PoolOutcome::default();
+    old_table.sort_unstable_by_key(|e| e.0);
+    old_table.dedup_by_key(|e| e.0);
+    let mut referenced = vec![false; old_table.len()];
+
+    let mut outcome = PoolOutcome {
+        new_keys: HashSet::with_capacity(old_table.len()),
+        ..PoolOutcome::default()
+    };
     for src in new {
         for_each_listed(tree, src, |f| {
             let key = path_key(f.path.as_str());
@@ -234,9 +222,9 @@ fn plan_pool(
             }
             outcome.listed_files += 1;
             outcome.listed_bytes += f.size;
-            if let Some(o) = old_map.get_mut(&key) {
-                o.referenced = true;
-                if o.tag == content_tag(&f) {
+            if let Ok(i) = old_table.binary_search_by_key(&key, |e| e.0) {
+                referenced[i] = true;
+                if old_table[i].1 == content_tag(&f) {
                     return Ok(());
                 }
             }
@@ -246,11 +234,22 @@ fn plan_pool(
         })?;
     }
     drop(tx);
-    outcome.unreferenced = old_map
-        .values()
-        .filter(|o| !o.referenced)
-        .map(|o| arena[o.offset as usize..(o.offset + o.len) as usize].to_string())
-        .collect();
+    // Paths are not kept in memory: the old manifests (just read or written) name them again.
+    if referenced.iter().any(|r| !r) {
+        let mut seen = HashSet::new();
+        for src in old {
+            for_each_listed(tree, src, |f| {
+                let key = path_key(f.path.as_str());
+                if let Ok(i) = old_table.binary_search_by_key(&key, |e| e.0)
+                    && !referenced[i]
+                    && seen.insert(key)
+                {
+                    outcome.unreferenced.push(f.path.as_str().to_string());
+                }
+                Ok(())
+            })?;
+        }
+    }
     Ok(outcome)
 }
 
