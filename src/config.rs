@@ -253,6 +253,12 @@ impl Config {
                     ),
                 ));
             }
+            if matches!(m.name.as_str(), "healthz" | "metrics") {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is reserved for the server's ops endpoints", m.name),
+                ));
+            }
             if mirrors.iter().any(|o: &MirrorConfig| o.name == m.name) {
                 return Err(invalid(key("name"), format!("{:?} is used twice", m.name)));
             }

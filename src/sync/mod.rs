@@ -278,6 +278,9 @@ pub async fn sync_mirror(
     let finished = now_unix();
     let suites = mirror.suites.clone();
     let mut archs = mirror.architectures.clone();
+    if !archs.iter().any(|a| a == "all") {
+        archs.push("all".into());
+    }
     if mirror.sources {
         archs.push("source".into());
     }
