@@ -23,15 +23,19 @@ pub fn parse_rfc2822(s: &str) -> Option<i64> {
         .position(|m| m.eq_ignore_ascii_case(month_name))? as u32
         + 1;
     let year: i64 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
     let time = parts.next()?;
     let zone = parts.next().unwrap_or("UTC");
     if parts.next().is_some() {
         return None;
     }
     let mut hms = time.split(':');
-    let h: i64 = hms.next()?.parse().ok()?;
-    let m: i64 = hms.next()?.parse().ok()?;
-    let sec: i64 = hms.next().map_or(Some(0), |x| x.parse().ok())?;
+    // Unsigned parses: a "-5" hour is malformed, not an overflow waiting to happen.
+    let h = i64::from(hms.next()?.parse::<u8>().ok()?);
+    let m = i64::from(hms.next()?.parse::<u8>().ok()?);
+    let sec = i64::from(hms.next().map_or(Some(0), |x| x.parse::<u8>().ok())?);
     if hms.next().is_some() || h > 23 || m > 59 || sec > 60 || day == 0 || day > 31 {
         return None;
     }
@@ -125,6 +129,8 @@ mod tests {
         assert_eq!(parse_rfc2822("Sat, 10 Jun 2023 25:54:36 UTC"), None);
         assert_eq!(parse_rfc2822("Sat, 10 Jun 2023 08:54:36 PST"), None);
         assert_eq!(parse_rfc2822(""), None);
+        assert_eq!(parse_rfc2822("1 Jan 0 -2562047770746544:0 UTC"), None);
+        assert_eq!(parse_rfc2822("1 Jan 99999999999999 00:00 UTC"), None);
     }
 
     #[test]

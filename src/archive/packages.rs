@@ -112,7 +112,7 @@ fn build(
 
 /// A decimal size with no sign, no spaces and no overflow.
 pub fn parse_size(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+    if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
     s.iter().try_fold(0u64, |n, d| {
@@ -198,7 +198,9 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size(b"0"), Some(0));
-        assert_eq!(parse_size(b"18446744073709551615"), None);
+        assert_eq!(parse_size(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_size(b"18446744073709551616"), None);
+        assert_eq!(parse_size(b"100000000000000000000"), None);
         assert_eq!(
             parse_size(b"1844674407370955161"),
             Some(1844674407370955161)
