@@ -295,3 +295,144 @@ fn upstream_update_end_to_end() {
     assert!(trace.contains("Creator: debsync "), "{trace}");
     assert_eq!(f.state()["last_result"], "ok");
 }
+
+#[test]
+fn pool_file_still_listed_by_an_unchanged_suite_is_kept() {
+    let mut f = Fixture::new(
+        |a| {
+            // A fixed Date, so rebuilding leaves stable's Release text as it was.
+            a.suite("stable").date = Some(rfc2822_from_now(-60));
+            let t = a.suite("testing");
+            t.architectures.push("all".into());
+            t.add_package(
+                "hello",
+                "1.0-1",
+                "amd64",
+                "main",
+                &noise("hello_1.0-1", DEB_LEN),
+            );
+            t.add_package(
+                "libfoo1",
+                "3.1",
+                "amd64",
+                "main",
+                &noise("libfoo1_3.1", DEB_LEN),
+            );
+        },
+        "[sync]\nmax_delete = 5\n[[mirror]]\nsuites = [\"stable\", \"testing\"]\n",
+    );
+    f.sync_ok();
+    let stable_before: std::collections::BTreeMap<_, _> = f
+        .served()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("dists/stable/"))
+        .collect();
+
+    // testing drops hello 1.0-1 and libfoo1; stable (unchanged) still lists both. The kit
+    // re-signs every build, so stable's signed files are put back byte for byte.
+    let signed = ["InRelease", "Release.gpg"].map(|n| {
+        let rel = format!("dists/stable/{n}");
+        let bytes = f.archive.read(&rel);
+        (rel, bytes)
+    });
+    f.change(|a| {
+        let t = a.suite("testing");
+        t.remove_package("hello");
+        t.remove_package("libfoo1");
+        t.add_package(
+            "hello",
+            "2.0-1",
+            "amd64",
+            "main",
+            &noise("hello_2.0-1", DEB_LEN),
+        );
+    });
+    for (rel, bytes) in &signed {
+        f.archive.write(rel, bytes);
+    }
+    for n in ["InRelease", "Release", "Release.gpg"] {
+        let rel = format!("dists/stable/{n}");
+        assert_eq!(
+            std::fs::read(f.tree().join(&rel)).unwrap(),
+            f.archive.read(&rel),
+            "{rel}: upstream's is still the mirrored one"
+        );
+    }
+    let stdout = f.sync_ok();
+    assert!(
+        stdout.contains("updated testing in") && stdout.contains("0 deleted"),
+        "only testing changed: {stdout}"
+    );
+    for p in [HELLO, LIBFOO, &pool_path("main", "hello", "2.0-1", "amd64")] {
+        assert!(
+            f.tree().join(p).is_file(),
+            "{p} must stay: a live suite lists it"
+        );
+    }
+    let stable_after: std::collections::BTreeMap<_, _> = f
+        .served()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("dists/stable/"))
+        .collect();
+    assert_eq!(stable_before, stable_after);
+
+    // Now stable drops them too: only then are they deleted.
+    f.change(|a| {
+        let s = a.suite("stable");
+        s.remove_package("hello");
+        s.remove_package("libfoo1");
+    });
+    let stdout = f.sync_ok();
+    assert!(stdout.contains("2 deleted"), "{stdout}");
+    assert!(!f.tree().join(HELLO).exists());
+    assert!(!f.tree().join(LIBFOO).exists());
+    assert!(
+        f.tree()
+            .join(pool_path("main", "hello", "2.0-1", "amd64"))
+            .is_file()
+    );
+    assert!(f.tree().join(DATA).is_file());
+}
+
+#[test]
+fn source_package_update_replaces_its_files() {
+    let mut f = Fixture::new(
+        |a| {
+            a.suite("stable")
+                .add_source("hello", "1.0-1", "main", &noise("src-1.0", DEB_LEN));
+        },
+        "[sync]\nmax_delete = 5\n[[mirror]]\nsources = true\n",
+    );
+    f.sync_ok();
+    let old = [
+        "pool/main/h/hello/hello_1.0-1.dsc",
+        "pool/main/h/hello/hello_1.0.orig.tar.gz",
+    ];
+    for p in old {
+        assert_eq!(
+            std::fs::read(f.tree().join(p)).unwrap(),
+            f.archive.read(p),
+            "{p}"
+        );
+    }
+    f.change(|a| {
+        let s = a.suite("stable");
+        s.sources.clear();
+        s.add_source("hello", "1.1-1", "main", &noise("src-1.1", DEB_LEN));
+    });
+    f.sync_ok();
+    for p in old {
+        assert!(!f.tree().join(p).exists(), "{p} should be deleted");
+    }
+    for p in [
+        "pool/main/h/hello/hello_1.1-1.dsc",
+        "pool/main/h/hello/hello_1.1.orig.tar.gz",
+    ] {
+        assert_eq!(
+            std::fs::read(f.tree().join(p)).unwrap(),
+            f.archive.read(p),
+            "{p}"
+        );
+    }
+    assert!(f.tree().join(HELLO).is_file(), "the binary is untouched");
+}

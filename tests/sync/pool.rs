@@ -125,12 +125,7 @@ fn truncated_download_forever_is_refused() {
     let (f, before) = with_new_package();
     f.upstream
         .add_fault(FaultRule::suffix(NEW, Fault::Truncate { after: 100 }));
-    let stderr = f.assert_refused(&before, &[NEW]);
-    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
-    assert!(
-        error.contains("body ended after") || error.contains("error decoding response body"),
-        "names the fault: {error}"
-    );
+    f.assert_refused(&before, &[NEW, "not published"]);
     assert_eq!(statuses(&f, NEW).len(), 5);
 }
 
@@ -139,11 +134,86 @@ fn reset_mid_file_forever_is_refused() {
     let (f, before) = with_new_package();
     f.upstream
         .add_fault(FaultRule::suffix(NEW, Fault::Reset { after: 100 }));
-    let stderr = f.assert_refused(&before, &[NEW]);
-    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
-    assert!(
-        error.contains("body ended after") || error.contains("error decoding response body"),
-        "names the fault: {error}"
-    );
+    f.assert_refused(&before, &[NEW, "not published"]);
     assert_eq!(statuses(&f, NEW).len(), 5);
+}
+
+/// The error of an interrupted transfer, once retries are spent.
+fn interrupted_error(fault: Fault) -> String {
+    let (f, before) = with_new_package();
+    f.upstream.add_fault(FaultRule::suffix(NEW, fault));
+    let stderr = f.assert_refused(&before, &[NEW]);
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap()
+        .to_lowercase()
+}
+
+#[test]
+#[ignore = "debsync bug: an interrupted pool download is reported as `error decoding response body`, not as a short body or reset"]
+fn interrupted_download_error_names_the_fault() {
+    for fault in [Fault::Truncate { after: 100 }, Fault::Reset { after: 100 }] {
+        let error = interrupted_error(fault.clone());
+        assert!(
+            [
+                "ended after",
+                "end of file",
+                "truncated",
+                "incomplete",
+                "reset",
+                "closed"
+            ]
+            .iter()
+            .any(|w| error.contains(w)),
+            "{fault:?}: the error does not say the body was cut short: {error}"
+        );
+    }
+}
+
+#[test]
+fn resume_is_not_trusted_when_upstream_ignores_range() {
+    let (f, _) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Truncate { after: 1000 }).times(1));
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::IgnoreRange));
+    f.sync_ok();
+    let reqs = f.upstream.requests_to(&format!("/{NEW}"));
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert_eq!(reqs[1].range.as_deref(), Some("bytes=1000-"));
+    assert_eq!(
+        reqs[1].status, 200,
+        "upstream answered the Range with the whole file"
+    );
+    assert_fetched(&f, NEW);
+}
+
+#[test]
+fn partial_file_of_a_package_upstream_dropped_is_cleaned_up() {
+    let (mut f, _) = with_new_package();
+    f.upstream
+        .add_fault(FaultRule::suffix(NEW, Fault::Truncate { after: 100 }));
+    assert_failure(&f.sync());
+    let partial = f
+        .tree()
+        .join("pool/main/n/newpkg/.newpkg_1.0_amd64.deb.debsync-tmp");
+    assert!(
+        partial.exists(),
+        "a truncated download is kept for resuming"
+    );
+
+    f.upstream.clear_faults();
+    f.change(|a| {
+        a.remove_package("newpkg");
+        add(a, "other", "1.0", "amd64");
+    });
+    f.sync_ok();
+    assert!(!partial.exists(), "the stale partial file is removed");
+    assert!(!f.tree().join(NEW).exists());
+    assert!(
+        f.tree()
+            .join(pool_path("main", "other", "1.0", "amd64"))
+            .is_file()
+    );
 }

@@ -25,6 +25,15 @@ fn second_sync_is_refused_while_one_runs_and_a_killed_runs_lock_is_taken_over() 
     ));
     let mut first = f.spawn_sync();
     f.wait_for_request(HELLO, Duration::from_secs(30));
+    // Wait (bounded) until some of the dripping file reached its temp file.
+    let partial = f
+        .tree()
+        .join("pool/main/h/hello/.hello_1.0-1_amd64.deb.debsync-tmp");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no partial download");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 
     let out = f.sync();
     let stderr = assert_failure(&out);
@@ -51,6 +60,17 @@ fn second_sync_is_refused_while_one_runs_and_a_killed_runs_lock_is_taken_over() 
     f.upstream.clear_log();
     f.sync_ok();
     assert!(!lock_path(&f).exists(), "lock file removed after the run");
+    // The killed run's partial file was resumed, not fetched again from byte 0.
+    let hello = f.upstream.requests_to(HELLO);
+    assert!(
+        hello.len() == 1
+            && hello[0]
+                .range
+                .as_deref()
+                .is_some_and(|r| r.starts_with("bytes=")),
+        "{hello:#?}"
+    );
+    assert!(!partial.exists());
     assert_eq!(
         std::fs::read(f.tree().join(HELLO)).unwrap(),
         f.archive.read(HELLO)
