@@ -436,3 +436,47 @@ fn source_package_update_replaces_its_files() {
     }
     assert!(f.tree().join(HELLO).is_file(), "the binary is untouched");
 }
+
+#[test]
+#[ignore = "debsync bug: max_delete % is taken of the changed suites' files only, so 1 deletion of 24 mirrored files is refused when the other suite is unchanged"]
+fn max_delete_percentage_counts_the_whole_mirror() {
+    // stable: 20 packages, unchanged. testing: 4 packages of its own, drops one (1 of 24: 4 %).
+    let mut f = Fixture::new(
+        |a| {
+            a.suite("stable").date = Some(rfc2822_from_now(-60));
+            for i in 0..17 {
+                add(a, &format!("pkg{i:02}"), "1.0", "amd64");
+            }
+            let t = a.suite("testing");
+            for i in 0..4 {
+                let name = format!("tpkg{i}");
+                t.add_package(&name, "1.0", "amd64", "main", &noise(&name, DEB_LEN));
+            }
+        },
+        "[[mirror]]\nsuites = [\"stable\", \"testing\"]\n",
+    );
+    f.sync_ok();
+    let signed = ["InRelease", "Release.gpg"].map(|n| {
+        let rel = format!("dists/stable/{n}");
+        let bytes = f.archive.read(&rel);
+        (rel, bytes)
+    });
+    f.change(|a| {
+        a.suite("testing").remove_package("tpkg0");
+    });
+    for (rel, bytes) in &signed {
+        f.archive.write(rel, bytes);
+    }
+    let out = f.sync();
+    assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("updated testing in") && stdout.contains("1 deleted"),
+        "{stdout}"
+    );
+    assert!(
+        !f.tree()
+            .join(pool_path("main", "tpkg0", "1.0", "amd64"))
+            .exists()
+    );
+}
