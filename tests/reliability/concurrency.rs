@@ -61,6 +61,15 @@ fn two_syncs_started_together_one_runs_one_is_refused() {
     }
 }
 
+fn server_addr(server: &DebsyncServer) -> std::net::SocketAddr {
+    server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
 /// What the HTTP client thread saw.
 #[derive(Default)]
 struct Seen {
@@ -165,12 +174,7 @@ fn syncs_while_serving_under_load_never_show_a_generation_mix() {
     );
     f.sync_ok();
     let server = spawn_serve(&["--config", &f.config_str(), "--listen", "127.0.0.1:0"]).unwrap();
-    let addr: std::net::SocketAddr = server
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let addr = server_addr(&server);
 
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Seen::default());
@@ -246,4 +250,86 @@ fn syncs_while_serving_under_load_never_show_a_generation_mix() {
         "too little load to mean anything: {rounds}"
     );
     assert_success(&f.verify());
+}
+
+/// The client check is not vacuous: an index replaced in place under an unchanged InRelease
+/// (what a file-by-file update would show) is reported as a generation mix.
+#[test]
+fn the_client_check_catches_a_generation_mix() {
+    let f = Fix::new(|a| a.suites[0].acquire_by_hash = true, "");
+    f.sync_ok();
+    let server = spawn_serve(&["--config", &f.config_str(), "--listen", "127.0.0.1:0"]).unwrap();
+    let addr = server_addr(&server);
+    let seen = Seen::default();
+    client_round(addr, 0, &seen).unwrap();
+    let plain = f.tree().join(PACKAGES);
+    std::fs::remove_file(&plain).unwrap();
+    std::fs::write(&plain, b"Package: other-generation\n").unwrap();
+    let err = client_round(addr, 0, &seen).unwrap_err();
+    assert!(err.contains("generation mix"), "{err}");
+}
+
+/// Upstream flips to the other generation while a run is fetching the pool (by-hash indices
+/// are immune; pool files it drops are not): the run either publishes the generation it
+/// verified, whole, or fails leaving the old one; the next run converges either way.
+#[test]
+fn upstream_changing_mid_run_never_publishes_a_mix() {
+    let gens = Generations::new(6, 4096);
+    let mut f = Fix::new(
+        |a| {
+            a.suites[0].acquire_by_hash = true;
+            a.suites[0].packages = gens.a.clone();
+        },
+        "[sync]\nmax_delete = 1000\n",
+    );
+    f.sync_ok();
+    slow_pool(&f);
+    let server = spawn_serve(&["--config", &f.config_str(), "--listen", "127.0.0.1:0"]).unwrap();
+    let config = f.config.clone();
+    let mut published = Vec::new();
+    for round in 0..4 {
+        // Upstream goes to B and, once the run is in its pool phase, back to A.
+        gens.publish(&mut f.archive, true);
+        let before = f.served();
+        f.upstream.clear_log();
+        let out = std::thread::scope(|s| {
+            let run = s.spawn(|| run_sync(&config));
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !f
+                .upstream
+                .requests()
+                .iter()
+                .any(|r| r.path.starts_with("/pool/"))
+            {
+                assert!(std::time::Instant::now() < deadline, "no pool request");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            gens.publish(&mut f.archive, false);
+            run.join().unwrap()
+        });
+        if out.status.success() {
+            published.push("B, whole");
+        } else {
+            let line = error_line(&String::from_utf8_lossy(&out.stderr));
+            eprintln!("round {round}: upstream changed mid-run: {line}");
+            // The live generation is untouched; the pool files fetched before the failure
+            // stay (new paths only, named by no live index) for the next run to reuse.
+            let after = f.served();
+            for (path, hash) in &before {
+                assert_eq!(after.get(path), Some(hash), "round {round}: {path} changed");
+            }
+            let added: Vec<&String> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+            assert!(
+                added.iter().all(|p| p.starts_with("pool/")),
+                "round {round}: {added:?}"
+            );
+            eprintln!("round {round}: kept {} fetched pool files", added.len());
+            published.push("nothing (failed)");
+        }
+        let wrong =
+            crate::kill::inconsistencies(&f, &server, &f.tmp.path().join(format!("apt{round}")));
+        assert!(wrong.is_empty(), "round {round}: {wrong:#?}");
+        f.assert_converges();
+    }
+    eprintln!("upstream changed mid-run: published {published:?}");
 }

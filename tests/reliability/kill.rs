@@ -56,7 +56,7 @@ fn phase(f: &Fix, finished: bool) -> &'static str {
 }
 
 /// The checks a served tree must pass at any instant; returns what is wrong.
-fn inconsistencies(f: &Fix, server: &DebsyncServer, apt_dir: &std::path::Path) -> Vec<String> {
+pub fn inconsistencies(f: &Fix, server: &DebsyncServer, apt_dir: &std::path::Path) -> Vec<String> {
     let mut wrong = Vec::new();
     let apt = Apt::new(
         apt_dir,
@@ -203,4 +203,31 @@ fn sigkill_at_random_instants_never_leaves_an_inconsistent_tree() {
         bad.len(),
         bad.join("\n\n")
     );
+}
+
+/// The checks above are not vacuous: a tree with an index changed in place and a pool file
+/// gone fails both apt and verify.
+#[test]
+fn the_consistency_checks_catch_a_broken_tree() {
+    let f = Fix::new(|a| a.suites[0].acquire_by_hash = true, "");
+    f.sync_ok();
+    let server = spawn_serve(&["--config", &f.config_str(), "--listen", "127.0.0.1:0"]).unwrap();
+    let apt_dir = f.tmp.path().join("apt");
+    assert_eq!(inconsistencies(&f, &server, &apt_dir), Vec::<String>::new());
+
+    // Another generation's Packages.xz under this generation's InRelease (every copy).
+    let xz = std::fs::read(f.tree().join(PACKAGES_XZ)).unwrap();
+    let other = archive::xz(b"Package: other\n");
+    for p in archive::walk_files(&f.tree().join(SUITE_DIR)) {
+        let p = f.tree().join(SUITE_DIR).join(p);
+        if std::fs::read(&p).unwrap() == xz {
+            std::fs::remove_file(&p).unwrap();
+            std::fs::write(&p, &other).unwrap();
+        }
+    }
+    std::fs::remove_file(f.tree().join("pool/main/h/hello/hello_1.0-1_amd64.deb")).unwrap();
+    let wrong = inconsistencies(&f, &server, &apt_dir);
+    assert_eq!(wrong.len(), 2, "{wrong:#?}");
+    assert!(wrong[0].starts_with("apt-get update"), "{wrong:#?}");
+    assert!(wrong[1].contains("hello_1.0-1_amd64.deb"), "{wrong:#?}");
 }
