@@ -8,13 +8,13 @@ use std::time::Duration;
 use crate::common::*;
 use crate::support::*;
 
-/// Slow pool files: every run spends most of a second in its pool phase, inside the lock.
+/// Slow pool files: every run spends over a second in its pool phase, inside the lock.
 fn slow_pool(f: &Fix) {
     f.upstream.add_fault(FaultRule::contains(
         "/pool/",
         Fault::Drip {
             chunk: 1024,
-            every: Duration::from_millis(150),
+            every: Duration::from_millis(300),
         },
     ));
 }
