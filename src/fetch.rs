@@ -24,22 +24,29 @@ use crate::config::SyncConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: not found (404)")]
-    NotFound { url: Url },
+    NotFound { url: String },
     #[error("{url}: HTTP {status}")]
     Status {
-        url: Url,
+        url: String,
         status: StatusCode,
         retry_after: Option<Duration>,
     },
-    #[error("{url}: {source}")]
-    Network { url: Url, source: reqwest::Error },
-    #[error("{url}: body ended after {got} of {expected} bytes")]
-    Truncated { url: Url, got: u64, expected: u64 },
+    #[error("{url}: {}", error_chain(.source))]
+    Network { url: String, source: reqwest::Error },
+    #[error("{url}: transfer incomplete after {got} of {expected} bytes ({reason})")]
+    Truncated {
+        url: String,
+        got: u64,
+        expected: u64,
+        reason: String,
+    },
+    #[error("{url}: larger than debsync's limit of {max} bytes for this kind of file")]
+    OverLimit { url: String, max: u64 },
     #[error("{url}: body is larger than the {expected} bytes the index lists")]
-    TooLarge { url: Url, expected: u64 },
+    TooLarge { url: String, expected: u64 },
     #[error("{url}: SHA256 mismatch: expected {expected}, got {actual}")]
     HashMismatch {
-        url: Url,
+        url: String,
         expected: Sha256,
         actual: Sha256,
     },
@@ -66,7 +73,10 @@ impl FetchError {
             | FetchError::Truncated { .. }
             | FetchError::TooLarge { .. }
             | FetchError::HashMismatch { .. } => true,
-            FetchError::NotFound { .. } | FetchError::Io { .. } | FetchError::Client(_) => false,
+            FetchError::NotFound { .. }
+            | FetchError::OverLimit { .. }
+            | FetchError::Io { .. }
+            | FetchError::Client(_) => false,
         }
     }
 
@@ -199,13 +209,13 @@ impl Fetcher {
                 let mut stream = resp.bytes_stream();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|source| FetchError::Network {
-                        url: url.clone(),
+                        url: url.to_string(),
                         source,
                     })?;
                     if (body.len() + chunk.len()) as u64 > max {
-                        return Err(FetchError::TooLarge {
-                            url: url.clone(),
-                            expected: max,
+                        return Err(FetchError::OverLimit {
+                            url: url.to_string(),
+                            max,
                         });
                     }
                     body.extend_from_slice(&chunk);
@@ -232,12 +242,14 @@ impl Fetcher {
             req = req.header(RANGE, format!("bytes={from}-"));
         }
         let resp = req.send().await.map_err(|source| FetchError::Network {
-            url: url.clone(),
+            url: url.to_string(),
             source,
         })?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            return Err(FetchError::NotFound { url: url.clone() });
+            return Err(FetchError::NotFound {
+                url: url.to_string(),
+            });
         }
         if !status.is_success() {
             let retry_after = resp
@@ -247,7 +259,7 @@ impl Fetcher {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
             return Err(FetchError::Status {
-                url: url.clone(),
+                url: url.to_string(),
                 status,
                 retry_after,
             });
@@ -303,15 +315,19 @@ impl Fetcher {
             .map_err(io)?;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| FetchError::Network {
-                url: url.clone(),
-                source,
+            // A body cut short (reset, early close, stall) is a truncation: say how far it got
+            // and why, and keep the partial file for a resume.
+            let chunk = chunk.map_err(|e| FetchError::Truncated {
+                url: url.to_string(),
+                got: have,
+                expected: want.size,
+                reason: error_chain(&e),
             })?;
             if have + chunk.len() as u64 > want.size {
                 drop(file);
                 let _ = fs::remove_file(tmp);
                 return Err(FetchError::TooLarge {
-                    url: url.clone(),
+                    url: url.to_string(),
                     expected: want.size,
                 });
             }
@@ -324,16 +340,17 @@ impl Fetcher {
         drop(file);
         if have < want.size {
             return Err(FetchError::Truncated {
-                url: url.clone(),
+                url: url.to_string(),
                 got: have,
                 expected: want.size,
+                reason: "connection closed early".into(),
             });
         }
         let actual = Sha256(hasher.finalize().into());
         if actual != want.sha256 {
             let _ = fs::remove_file(tmp);
             return Err(FetchError::HashMismatch {
-                url: url.clone(),
+                url: url.to_string(),
                 expected: want.sha256,
                 actual,
             });
@@ -343,6 +360,22 @@ impl Fetcher {
             source,
         })
     }
+}
+
+/// An error and its causes on one line: reqwest's own message ("error decoding response
+/// body") says little without the hyper/io error under it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// `dir/.name.debsync-tmp`: hidden, so the server never shows it, and in the same directory,
@@ -357,7 +390,7 @@ pub fn temp_path(dest: &Path) -> PathBuf {
 
 /// Whether a file name is one of our temp files.
 pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".debsync-tmp")
+    name.starts_with('.') && (name.ends_with(".debsync-tmp") || name.ends_with(".debsync-next"))
 }
 
 /// Hashes an existing partial file so the download can continue after it.
@@ -406,8 +439,8 @@ pub fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
 mod tests {
     use super::*;
 
-    fn url() -> Url {
-        Url::parse("http://127.0.0.1/x").unwrap()
+    fn url() -> String {
+        "http://127.0.0.1/x".to_string()
     }
 
     #[test]

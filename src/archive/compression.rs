@@ -47,7 +47,7 @@ impl Compression {
     }
 
     /// The file name without this compression's extension.
-    pub fn strip<'a>(self, name: &'a str) -> &'a str {
+    pub fn strip(self, name: &str) -> &str {
         match self {
             Compression::None => name,
             _ => name.rsplit_once('.').map_or(name, |(base, _)| base),

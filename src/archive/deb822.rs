@@ -130,10 +130,12 @@ fn close<'a>(
 /// cannot make the reader allocate without limit.
 pub struct StanzaReader<R> {
     inner: R,
+    /// Fixed-size window (zeroed once, grown only for a stanza larger than it).
     buf: Vec<u8>,
-    /// Start of the unread part of `buf`.
+    /// `buf[start..end]` is read but not yet returned.
     start: usize,
-    /// How far `buf[start..]` was already searched for a separator.
+    end: usize,
+    /// How far `buf[start..end]` was already searched for a separator.
     scanned: usize,
     eof: bool,
     max_stanza: usize,
@@ -143,12 +145,16 @@ pub struct StanzaReader<R> {
 
 const READ_CHUNK: usize = 256 * 1024;
 
+static SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
+
 impl<R: io::Read> StanzaReader<R> {
     pub fn new(inner: R) -> Self {
         StanzaReader {
             inner,
-            buf: Vec::with_capacity(READ_CHUNK * 2),
+            buf: vec![0; READ_CHUNK],
             start: 0,
+            end: 0,
             scanned: 0,
             eof: false,
             max_stanza: 16 * 1024 * 1024,
@@ -165,13 +171,13 @@ impl<R: io::Read> StanzaReader<R> {
     pub fn next_stanza(&mut self) -> io::Result<Option<&[u8]>> {
         loop {
             // Skip blank lines between stanzas.
-            while self.start < self.buf.len() && matches!(self.buf[self.start], b'\n' | b'\r') {
+            while self.start < self.end && matches!(self.buf[self.start], b'\n' | b'\r') {
                 self.start += 1;
                 self.scanned = 0;
             }
-            let window = &self.buf[self.start..];
+            let window = &self.buf[self.start..self.end];
             let from = self.scanned.saturating_sub(1);
-            if let Some(pos) = memchr::memmem::find(&window[from..], b"\n\n") {
+            if let Some(pos) = SEPARATOR.find(&window[from..]) {
                 let end = self.start + from + pos + 1;
                 let stanza_start = self.start;
                 self.start = end + 1;
@@ -182,14 +188,14 @@ impl<R: io::Read> StanzaReader<R> {
             self.scanned = window.len();
             if self.eof {
                 if window.iter().all(|b| b.is_ascii_whitespace()) {
-                    self.start = self.buf.len();
+                    self.start = self.end;
                     return Ok(None);
                 }
                 let stanza_start = self.start;
-                self.start = self.buf.len();
+                self.start = self.end;
                 self.scanned = 0;
                 self.index += 1;
-                return Ok(Some(trim_cr(&self.buf[stanza_start..])));
+                return Ok(Some(trim_cr(&self.buf[stanza_start..self.end])));
             }
             if window.len() > self.max_stanza {
                 return Err(io::Error::new(
@@ -207,22 +213,22 @@ impl<R: io::Read> StanzaReader<R> {
 
     fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
+        if self.end == self.buf.len() {
+            let bigger = self.buf.len() * 2;
+            self.buf.resize(bigger, 0);
+        }
         let n = loop {
-            match self.inner.read(&mut self.buf[old..]) {
+            match self.inner.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(old + n);
+        self.end += n;
         if n == 0 {
             self.eof = true;
         }
@@ -332,11 +338,9 @@ mod tests {
         let big = vec![b'x'; 1000];
         let mut r = StanzaReader::new(&big[..]).with_max_stanza(100);
         // The limit applies once the window outgrows it without a separator.
-        let err = loop {
-            match r.next_stanza() {
-                Err(e) => break e,
-                Ok(Some(_)) | Ok(None) => panic!("expected an error"),
-            }
+        let err = match r.next_stanza() {
+            Err(e) => e,
+            Ok(_) => panic!("expected an error"),
         };
         assert!(err.to_string().contains("larger than 100"));
     }

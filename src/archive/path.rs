@@ -41,17 +41,26 @@ impl ArchivePath {
         if path.starts_with('/') {
             return fail("absolute");
         }
-        if path.bytes().any(|b| b == b'\\' || b < 0x20 || b == 0x7f) {
-            return fail("backslash or control character");
-        }
-        for component in path.split('/') {
+        // One pass over the bytes: characters and component rules together.
+        let bytes = path.as_bytes();
+        let mut component_start = 0;
+        for i in 0..=bytes.len() {
+            let b = bytes.get(i).copied().unwrap_or(b'/');
+            if b == b'\\' || b < 0x20 || b == 0x7f {
+                return fail("backslash or control character");
+            }
+            if b != b'/' {
+                continue;
+            }
+            let component = &bytes[component_start..i];
             match component {
-                "" => return fail("empty component"),
-                "." | ".." => return fail("dot component"),
-                c if c.starts_with('.') => return fail("hidden component"),
+                [] => return fail("empty component"),
+                [b'.'] | [b'.', b'.'] => return fail("dot component"),
+                [b'.', ..] => return fail("hidden component"),
                 c if c.len() > MAX_COMPONENT => return fail("component too long"),
                 _ => {}
             }
+            component_start = i + 1;
         }
         Ok(ArchivePath(path.into()))
     }

@@ -47,26 +47,17 @@ pub fn plan(
             if candidates.is_empty() {
                 return Ok(out);
             }
-            let mut candidates: Vec<(PathKey, String)> =
-                candidates.into_iter().map(|p| (path_key(&p), p)).collect();
-            if !other_live.is_empty() {
-                let mut still: HashSet<PathKey> = HashSet::new();
-                let wanted: HashSet<PathKey> = candidates.iter().map(|(k, _)| *k).collect();
-                for src in other_live {
-                    for_each_listed(tree, src, |f| {
-                        let k = path_key(f.path.as_str());
-                        if wanted.contains(&k) {
-                            still.insert(k);
-                        }
-                        Ok(())
-                    })?;
-                }
-                candidates.retain(|(k, _)| !still.contains(k));
+            // Whatever the unchanged indices list stays; they also count towards the size of
+            // the mirror the deletion limit is a share of.
+            for src in other_live {
+                for_each_listed(tree, src, |f| {
+                    new_keys.insert(path_key(f.path.as_str()));
+                    Ok(())
+                })?;
             }
             out.files = candidates
                 .into_iter()
-                .map(|(_, p)| p)
-                .filter(|p| tree.join(p).exists())
+                .filter(|p| !new_keys.contains(&path_key(p)) && tree.join(p).exists())
                 .collect();
         }
         Mode::Walk => {

@@ -356,7 +356,7 @@ async fn run(
     }
     let phase = Instant::now();
     tracing::debug!("stage: {} suite(s) staged", staged.len());
-    let outcome = pool::sync_pool(ctx, old_sources, new_sources).await?;
+    let mut outcome = pool::sync_pool(ctx, old_sources, new_sources).await?;
     tracing::debug!(
         "pool: {} listed, {} fetched in {:?}",
         outcome.listed_files,
@@ -371,14 +371,14 @@ async fn run(
     // After a clean run the planning pass knows exactly what became unreferenced. After a
     // failed or killed one, walk the pool for orphans, unless there was no pool to begin with.
     let mode = if previous_ok || !pool_existed {
-        cleanup::Mode::Diff(outcome.unreferenced)
+        cleanup::Mode::Diff(std::mem::take(&mut outcome.unreferenced))
     } else {
         cleanup::Mode::Walk
     };
     let deletions = cleanup::plan(
         &ctx.tree,
         mode,
-        outcome.new_keys,
+        std::mem::take(&mut outcome.new_keys),
         &other_live,
         ctx.cfg.max_delete,
         opts.force_delete,
@@ -413,6 +413,9 @@ async fn run(
         }
     }
 
+    for (waiting, dest) in &outcome.deferred {
+        std::fs::rename(waiting, dest).map_err(io_err(dest))?;
+    }
     let phase = Instant::now();
     report.deleted_files = cleanup::delete(&ctx.tree, &deletions);
     tracing::debug!(

@@ -55,6 +55,8 @@ pub struct PoolOutcome {
     pub listed_bytes: u64,
     pub fetched_files: u64,
     pub checked_local: u64,
+    /// Replacements to rename into place after the swap: (waiting file, final path).
+    pub deferred: Vec<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Calls `f` for every pool file an index lists, streaming.
@@ -145,6 +147,7 @@ pub async fn sync_pool(
         base: ctx.mirror.upstream.clone(),
         fetcher: ctx.fetcher.clone(),
         dirs: DirCache::default(),
+        deferred: Mutex::default(),
     });
     // Spawned, not joined in place: hashing and writing then spread over every core.
     let mut workers = tokio::task::JoinSet::new();
@@ -179,6 +182,11 @@ pub async fn sync_pool(
     if !failures.is_empty() {
         return Err(SyncError::Pool(failures));
     }
+    outcome.deferred = worker_ctx
+        .deferred
+        .lock()
+        .map(|mut d| std::mem::take(&mut *d))
+        .unwrap_or_default();
     outcome.fetched_files = counts.fetched.load(std::sync::atomic::Ordering::Relaxed);
     outcome.checked_local = counts.local.load(std::sync::atomic::Ordering::Relaxed);
     Ok(outcome)
@@ -220,6 +228,17 @@ fn plan_pool(
             if !outcome.new_keys.insert(key) {
                 return Ok(());
             }
+            // The pool must not reach into the trees the swap replaces or the trace.
+            let first = f.path.as_str().split('/').next().unwrap_or("");
+            if matches!(first, "dists" | "project") {
+                return Err(SyncError::Index {
+                    file: src.display.clone(),
+                    detail: format!(
+                        "package file {} lies under {first}/, which debsync manages itself",
+                        f.path
+                    ),
+                });
+            }
             outcome.listed_files += 1;
             outcome.listed_bytes += f.size;
             if let Ok(i) = old_table.binary_search_by_key(&key, |e| e.0) {
@@ -259,6 +278,7 @@ struct WorkerCtx {
     base: reqwest::Url,
     fetcher: crate::fetch::Fetcher,
     dirs: DirCache,
+    deferred: Mutex<Vec<(std::path::PathBuf, std::path::PathBuf)>>,
 }
 
 /// Pool directories known to exist, by path key: one `mkdir` per directory instead of one
@@ -323,24 +343,37 @@ async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(
     // A file already there (an interrupted earlier run, or a re-added package) is kept when
     // its bytes are right: hashing locally beats downloading. In a directory this run
     // created there is nothing to look at.
-    if !fresh_dir
-        && let Ok(meta) = std::fs::symlink_metadata(&dest)
-        && meta.is_file()
-        && meta.len() == file.size
-        && local_matches(&dest, &want)
-    {
-        counts
-            .local
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Ok(());
+    let mut target = dest.clone();
+    if !fresh_dir && let Ok(meta) = std::fs::symlink_metadata(&dest) {
+        if meta.is_file() && meta.len() == file.size && local_matches(&dest, &want) {
+            counts
+                .local
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+        // Different bytes under a name the live indices may still list: the new file waits
+        // beside it and replaces it only after the swap, so a failed run changes nothing.
+        target = deferred_path(&dest);
+        if let Ok(mut d) = ctx.deferred.lock() {
+            d.push((target.clone(), dest.clone()));
+        }
     }
     ctx.fetcher
-        .download(&ctx.url(file.path.as_str()), &dest, want)
+        .download(&ctx.url(file.path.as_str()), &target, want)
         .await?;
     counts
         .fetched
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// `dir/.name.debsync-next`: a replacement waiting for the swap.
+pub fn deferred_path(dest: &Path) -> std::path::PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.debsync-next"))
 }
 
 fn local_matches(path: &Path, want: &Expected) -> bool {

@@ -207,7 +207,6 @@ fn index_server_errors_are_retried_and_by_hash_falls_back_to_names() {
 }
 
 #[test]
-#[ignore = "debsync bug: a Filename under dists/<suite>/ is fetched into the live dir, then lost by the swap; verify fails"]
 fn pool_file_under_dists_survives_the_swap() {
     // A Filename inside the suite directory: fetched in the pool stage, before the swap.
     let odd = "dists/stable/extra/odd_1.0_amd64.deb";

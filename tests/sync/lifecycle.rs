@@ -438,7 +438,6 @@ fn source_package_update_replaces_its_files() {
 }
 
 #[test]
-#[ignore = "debsync bug: max_delete % is taken of the changed suites' files only, so 1 deletion of 24 mirrored files is refused when the other suite is unchanged"]
 fn max_delete_percentage_counts_the_whole_mirror() {
     // stable: 20 packages, unchanged. testing: 4 packages of its own, drops one (1 of 24: 4 %).
     let mut f = Fixture::new(
