@@ -213,6 +213,7 @@ pub async fn sync_mirror(
         now: now_unix(),
     };
     let mut state = State::load(&tree);
+    finish_pending(&tree, &mut state)?;
 
     let mut upstream = Vec::new();
     for suite in &mirror.suites {
@@ -384,7 +385,33 @@ async fn run(
         opts.force_delete,
     )?;
 
-    // Stage 2: the swap.
+    // Stage 2: the swap. Replacements of files the live indices name must follow it, and a
+    // kill between the two is finished by the next run (see `finish_pending`).
+    if !outcome.deferred.is_empty() {
+        let rel = |p: &Path| {
+            p.strip_prefix(&ctx.tree)
+                .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
+        };
+        state.pending = Some(state::Pending {
+            suites: staged
+                .iter()
+                .map(|s| {
+                    (
+                        s.suite.clone(),
+                        release_fingerprint(&s.dir).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            renames: outcome
+                .deferred
+                .iter()
+                .map(|(w, d)| (rel(w), rel(d)))
+                .collect(),
+        });
+        state
+            .save(&ctx.tree)
+            .map_err(io_err(&state::state_path(&ctx.tree)))?;
+    }
     let phase = Instant::now();
     swap::barrier(&ctx.tree)?;
     tracing::debug!("barrier: syncfs in {:?}", phase.elapsed());
@@ -416,6 +443,7 @@ async fn run(
     for (waiting, dest) in &outcome.deferred {
         std::fs::rename(waiting, dest).map_err(io_err(dest))?;
     }
+    state.pending = None;
     let phase = Instant::now();
     report.deleted_files = cleanup::delete(&ctx.tree, &deletions);
     tracing::debug!(
@@ -435,8 +463,92 @@ async fn run(
     Ok(())
 }
 
+/// SHA256 of a generation's InRelease (or Release): which generation a directory holds.
+fn release_fingerprint(dir: &Path) -> Option<String> {
+    std::fs::read(dir.join("InRelease"))
+        .or_else(|_| std::fs::read(dir.join("Release")))
+        .ok()
+        .map(|b| crate::archive::Sha256::digest(&b).to_hex())
+}
+
+/// Completes (or discards) in-place pool replacements of a run killed around its swap: if
+/// the generation they belong to went live, the replacements must follow; if not, the live
+/// indices still name the old bytes and the waiting files are dropped.
+fn finish_pending(tree: &Path, state: &mut State) -> Result<(), SyncError> {
+    let Some(pending) = state.pending.take() else {
+        return Ok(());
+    };
+    let swapped = pending.suites.iter().any(|(suite, sha)| {
+        release_fingerprint(&tree.join("dists").join(suite)).as_deref() == Some(sha.as_str())
+    });
+    for (waiting, dest) in &pending.renames {
+        let (waiting, dest) = (tree.join(waiting), tree.join(dest));
+        let result = if swapped {
+            std::fs::rename(&waiting, &dest)
+        } else {
+            std::fs::remove_file(&waiting)
+        };
+        if let Err(e) = result
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(io_err(&dest)(e));
+        }
+    }
+    state.save(tree).map_err(io_err(&state::state_path(tree)))
+}
+
 /// Parse sources of a suite that did not change this run (read only if cleanup needs them).
 fn live_sources(ctx: &Ctx<'_>, suite: &str, keyring: &Keyring) -> Vec<ParseSource> {
     let live_dir = ctx.tree.join("dists").join(suite);
     stage::live_groups(ctx, suite, &live_dir, keyring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending_tree(live_inrelease: &str, pending_inrelease: &str) -> (tempfile::TempDir, State) {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        std::fs::create_dir_all(t.join("dists/stable")).unwrap();
+        std::fs::create_dir_all(t.join("pool/p")).unwrap();
+        std::fs::write(t.join("dists/stable/InRelease"), live_inrelease).unwrap();
+        std::fs::write(t.join("pool/p/a.deb"), "old").unwrap();
+        std::fs::write(t.join("pool/p/.a.deb.debsync-next"), "new").unwrap();
+        let state = State {
+            pending: Some(state::Pending {
+                suites: [(
+                    "stable".to_string(),
+                    crate::archive::Sha256::digest(pending_inrelease.as_bytes()).to_hex(),
+                )]
+                .into(),
+                renames: vec![("pool/p/.a.deb.debsync-next".into(), "pool/p/a.deb".into())],
+            }),
+            ..State::default()
+        };
+        (dir, state)
+    }
+
+    #[test]
+    fn replacements_follow_a_swap_that_happened() {
+        let (dir, mut state) = pending_tree("gen2", "gen2");
+        finish_pending(dir.path(), &mut state).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pool/p/a.deb")).unwrap(),
+            "new"
+        );
+        assert!(state.pending.is_none());
+        assert!(State::load(dir.path()).pending.is_none());
+    }
+
+    #[test]
+    fn replacements_of_a_swap_that_never_happened_are_dropped() {
+        let (dir, mut state) = pending_tree("gen1", "gen2");
+        finish_pending(dir.path(), &mut state).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pool/p/a.deb")).unwrap(),
+            "old"
+        );
+        assert!(!dir.path().join("pool/p/.a.deb.debsync-next").exists());
+    }
 }

@@ -32,6 +32,18 @@ pub struct State {
     pub pool_files: u64,
     pub pool_bytes: u64,
     pub suites: BTreeMap<String, SuiteState>,
+    /// In-place pool replacements waiting for a swap that a kill may have interrupted.
+    pub pending: Option<Pending>,
+}
+
+/// Written before a swap that has pool replacements to finish after it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pending {
+    /// Suite → SHA256 of the InRelease (or Release) of the generation being swapped in.
+    pub suites: BTreeMap<String, String>,
+    /// (waiting file, final path), relative to the tree.
+    pub renames: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
