@@ -271,15 +271,41 @@ impl Fetcher {
     /// while streaming. A partial temp file from an earlier attempt or run is resumed with
     /// `Range` after re-hashing its prefix. The caller owns creating `dest`'s directory.
     pub async fn download(&self, url: &Url, dest: &Path, want: Expected) -> Result<(), FetchError> {
+        self.download_with(url, dest, want, true).await
+    }
+
+    /// [`Fetcher::download`] into a directory this run created: no partial file can be there
+    /// yet, so the first attempt skips looking for one (a syscall per file on a 60,000-file
+    /// first sync).
+    pub async fn download_new(
+        &self,
+        url: &Url,
+        dest: &Path,
+        want: Expected,
+    ) -> Result<(), FetchError> {
+        self.download_with(url, dest, want, false).await
+    }
+
+    async fn download_with(
+        &self,
+        url: &Url,
+        dest: &Path,
+        want: Expected,
+        may_have_partial: bool,
+    ) -> Result<(), FetchError> {
         let tmp = temp_path(dest);
-        self.with_retries(|| self.download_once(url, dest, &tmp, want))
-            .await
-            .inspect_err(|e| {
-                // A corrupt partial is useless; a truncated one is kept for the next run's resume.
-                if !matches!(e, FetchError::Truncated { .. } | FetchError::Network { .. }) {
-                    let _ = fs::remove_file(&tmp);
-                }
-            })
+        let mut look_for_partial = may_have_partial;
+        self.with_retries(|| {
+            let look = std::mem::replace(&mut look_for_partial, true);
+            self.download_once(url, dest, &tmp, want, look)
+        })
+        .await
+        .inspect_err(|e| {
+            // A corrupt partial is useless; a truncated one is kept for the next run's resume.
+            if !matches!(e, FetchError::Truncated { .. } | FetchError::Network { .. }) {
+                let _ = fs::remove_file(&tmp);
+            }
+        })
     }
 
     async fn download_once(
@@ -288,12 +314,17 @@ impl Fetcher {
         dest: &Path,
         tmp: &Path,
         want: Expected,
+        look_for_partial: bool,
     ) -> Result<(), FetchError> {
         let io = |source| FetchError::Io {
             path: tmp.to_path_buf(),
             source,
         };
-        let (mut hasher, mut have) = resume_state(tmp, want.size).map_err(io)?;
+        let (mut hasher, mut have) = if look_for_partial {
+            resume_state(tmp, want.size).map_err(io)?
+        } else {
+            (sha2::Sha256::new(), 0)
+        };
         let resp = self.send(url, (have > 0).then_some(have)).await?;
         let resumed = have > 0
             && resp.status() == StatusCode::PARTIAL_CONTENT

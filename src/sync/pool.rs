@@ -358,9 +358,12 @@ async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(
             d.push((target.clone(), dest.clone()));
         }
     }
-    ctx.fetcher
-        .download(&ctx.url(file.path.as_str()), &target, want)
-        .await?;
+    let url = ctx.url(file.path.as_str());
+    if fresh_dir {
+        ctx.fetcher.download_new(&url, &target, want).await?;
+    } else {
+        ctx.fetcher.download(&url, &target, want).await?;
+    }
     counts
         .fetched
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
