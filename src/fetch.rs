@@ -426,43 +426,40 @@ pub fn is_temp_name(name: &str) -> bool {
 
 /// Hashes an existing partial file so the download can continue after it.
 fn resume_state(tmp: &Path, size: u64) -> std::io::Result<(sha2::Sha256, u64)> {
-    let mut hasher = sha2::Sha256::new();
-    let mut file = match File::open(tmp) {
+    let file = match File::open(tmp) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((hasher, 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((sha2::Sha256::new(), 0)),
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
     if len == 0 || len >= size {
-        return Ok((hasher, 0));
+        return Ok((sha2::Sha256::new(), 0));
     }
+    digest_reader(file)
+}
+
+/// Streams a reader through a digest: the one hashing loop shared by resume, local checks
+/// and SHA512 by-hash checks.
+pub fn digest_reader<D: Digest>(mut r: impl Read) -> std::io::Result<(D, u64)> {
+    let mut hasher = D::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut read = 0u64;
+    let mut len = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         hasher.update(&buf[..n]);
-        read += n as u64;
+        len += n as u64;
     }
-    Ok((hasher, read))
+    Ok((hasher, len))
 }
 
 /// SHA256 and length of a local file, streamed.
 pub fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
+    let (hasher, len) = digest_reader::<sha2::Sha256>(File::open(path)?)?;
     Ok((Sha256(hasher.finalize().into()), len))
 }
 

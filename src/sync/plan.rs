@@ -64,44 +64,20 @@ pub fn select_indices(
         if !archs.contains(&"all") {
             archs.push("all");
         }
+        // (directory, index, kind, required): binary-all is optional, the rest must exist.
+        let mut wanted: Vec<(String, &str, IndexKind, bool)> = Vec::new();
         for arch in archs {
             let dir = format!("{component}/binary-{arch}");
-            let required = arch != "all";
-            push_group(
-                &mut groups,
-                release,
-                &dir,
-                "Packages",
-                IndexKind::Packages,
-                required,
-            )?;
-            push_group(
-                &mut groups,
-                release,
-                &dir,
-                "Release",
-                IndexKind::Plain,
-                false,
-            )?;
+            wanted.push((dir.clone(), "Packages", IndexKind::Packages, arch != "all"));
+            wanted.push((dir, "Release", IndexKind::Plain, false));
         }
         if mirror.sources {
             let dir = format!("{component}/source");
-            push_group(
-                &mut groups,
-                release,
-                &dir,
-                "Sources",
-                IndexKind::Sources,
-                true,
-            )?;
-            push_group(
-                &mut groups,
-                release,
-                &dir,
-                "Release",
-                IndexKind::Plain,
-                false,
-            )?;
+            wanted.push((dir.clone(), "Sources", IndexKind::Sources, true));
+            wanted.push((dir, "Release", IndexKind::Plain, false));
+        }
+        for (dir, name, kind, required) in wanted {
+            push_group(&mut groups, release, &dir, name, kind, required)?;
         }
     }
     Ok(groups)

@@ -397,17 +397,8 @@ fn suite_of(dir: &Path, ctx: &Ctx<'_>) -> String {
 /// list SHA512 (Ubuntu, apt-ftparchive), where apt requests `by-hash/SHA512/`.
 fn check_sha512(path: &Path, want: &str, shown: &str) -> Result<(), SyncError> {
     use sha2::Digest;
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut hasher = sha2::Sha512::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let (hasher, _) = crate::fetch::digest_reader::<sha2::Sha512>(file).map_err(io_err(path))?;
     let got = hex::encode(hasher.finalize());
     if got != want {
         return Err(SyncError::Index {
