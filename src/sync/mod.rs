@@ -125,6 +125,9 @@ pub struct SyncReport {
     pub bytes_received: u64,
     pub listed_files: u64,
     pub elapsed_ms: u128,
+    /// Pool phase (ftpsync's stage 1) and swap + cleanup (stage 2).
+    pub stage1_ms: u128,
+    pub stage2_ms: u128,
 }
 
 /// Everything a run's stages share.
@@ -297,8 +300,8 @@ pub async fn sync_mirror(
             suites: &suites,
             upstream: &upstream_host,
             bytes_received: report.bytes_received,
-            stage1_secs: 0,
-            stage2_secs: 0,
+            stage1_secs: (report.stage1_ms / 1000) as u64,
+            stage2_secs: (report.stage2_ms / 1000) as u64,
         },
     )
     .map_err(io_err(&tree.join("project/trace")))?;
@@ -364,6 +367,7 @@ async fn run(
         outcome.fetched_files,
         phase.elapsed()
     );
+    report.stage1_ms = phase.elapsed().as_millis();
     report.fetched_files = outcome.fetched_files;
     report.checked_local = outcome.checked_local;
     report.listed_files = outcome.listed_files;
@@ -412,6 +416,7 @@ async fn run(
             .save(&ctx.tree)
             .map_err(io_err(&state::state_path(&ctx.tree)))?;
     }
+    let stage2 = Instant::now();
     let phase = Instant::now();
     swap::barrier(&ctx.tree)?;
     tracing::debug!("barrier: syncfs in {:?}", phase.elapsed());
@@ -458,6 +463,7 @@ async fn run(
         .map(|s| s.sha256)
         .collect();
     manifest::prune(&ctx.tree, &live);
+    report.stage2_ms = stage2.elapsed().as_millis();
     state.pool_files = outcome.listed_files;
     state.pool_bytes = outcome.listed_bytes;
     Ok(())
