@@ -295,3 +295,31 @@ pub fn snapshot_tree(dir: &Path) -> BTreeMap<String, String> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// [`snapshot_tree`] minus every path with a component starting with `.`: private names
+/// (temp files of a failed download, replacements waiting for a swap) are never served.
+pub fn served_snapshot(tree: &Path) -> BTreeMap<String, String> {
+    snapshot_tree(tree)
+        .into_iter()
+        .filter(|(p, _)| !p.split('/').any(|c| c.starts_with('.')))
+        .collect()
+}
+
+/// Panics with a readable diff unless two snapshots are equal.
+pub fn assert_same_tree(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
+    if before == after {
+        return;
+    }
+    let mut diff = String::new();
+    for (p, h) in before {
+        match after.get(p) {
+            None => diff.push_str(&format!("- {p}\n")),
+            Some(h2) if h2 != h => diff.push_str(&format!("~ {p}\n")),
+            _ => {}
+        }
+    }
+    for p in after.keys().filter(|p| !before.contains_key(*p)) {
+        diff.push_str(&format!("+ {p}\n"));
+    }
+    panic!("served tree changed:\n{diff}");
+}

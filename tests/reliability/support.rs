@@ -216,33 +216,6 @@ pub fn error_line(stderr: &str) -> String {
         .to_string()
 }
 
-/// [`snapshot_tree`] minus private names (any component starting with `.`).
-pub fn served_snapshot(tree: &Path) -> BTreeMap<String, String> {
-    snapshot_tree(tree)
-        .into_iter()
-        .filter(|(p, _)| !p.split('/').any(|c| c.starts_with('.')))
-        .collect()
-}
-
-/// Panics with a readable diff unless the two snapshots are equal.
-pub fn assert_same_tree(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
-    if before == after {
-        return;
-    }
-    let mut diff = String::new();
-    for (p, h) in before {
-        match after.get(p) {
-            None => diff.push_str(&format!("- {p}\n")),
-            Some(h2) if h2 != h => diff.push_str(&format!("~ {p}\n")),
-            _ => {}
-        }
-    }
-    for p in after.keys().filter(|p| !before.contains_key(*p)) {
-        diff.push_str(&format!("+ {p}\n"));
-    }
-    panic!("served tree changed:\n{diff}");
-}
-
 /// Replaces files of a suite after the build and signs a Release that lists them as they
 /// now are (a garbage index with a correct signature, as a broken upstream would publish).
 /// `files` are paths relative to `dists/<suite>/`.

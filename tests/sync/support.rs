@@ -188,34 +188,6 @@ impl Fixture {
     }
 }
 
-/// [`snapshot_tree`] minus every path with a component starting with `.` (temp files of a
-/// failed download are private and never served).
-pub fn served_snapshot(tree: &Path) -> BTreeMap<String, String> {
-    snapshot_tree(tree)
-        .into_iter()
-        .filter(|(p, _)| !p.split('/').any(|c| c.starts_with('.')))
-        .collect()
-}
-
-/// Panics with a readable diff unless two snapshots are equal.
-pub fn assert_same_tree(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
-    if before == after {
-        return;
-    }
-    let mut diff = String::new();
-    for (p, h) in before {
-        match after.get(p) {
-            None => diff.push_str(&format!("- {p}\n")),
-            Some(h2) if h2 != h => diff.push_str(&format!("~ {p}\n")),
-            _ => {}
-        }
-    }
-    for p in after.keys().filter(|p| !before.contains_key(*p)) {
-        diff.push_str(&format!("+ {p}\n"));
-    }
-    panic!("served tree changed:\n{diff}");
-}
-
 /// The host name debsync puts in the lock and trace file names.
 pub fn hostname() -> String {
     let uname = rustix::system::uname();
