@@ -383,7 +383,7 @@ proptest! {
 fn path_model(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 1024
-        && !p.bytes().any(|b| b == b'\\' || b < 0x20 || b == 0x7f)
+        && !p.chars().any(|c| c == '\\' || c.is_control())
         && p.split('/')
             .all(|c| !c.is_empty() && !c.starts_with('.') && c.len() <= 255)
 }

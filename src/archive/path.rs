@@ -46,7 +46,9 @@ impl ArchivePath {
         let mut component_start = 0;
         for i in 0..=bytes.len() {
             let b = bytes.get(i).copied().unwrap_or(b'/');
-            if b == b'\\' || b < 0x20 || b == 0x7f {
+            // C0, DEL and (as UTF-8 `C2 80`..`C2 9F`) C1 control characters.
+            let c1 = b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
+            if b == b'\\' || b < 0x20 || b == 0x7f || c1 {
                 return fail("backslash or control character");
             }
             if b != b'/' {
@@ -137,6 +139,8 @@ mod tests {
             "pool\\x",
             "pool/x\0y",
             "pool/x\ny",
+            "pool/x\u{85}y",
+            "pool/x\u{9f}",
             ".debsync/state.json",
             "pool/.x.debsync-tmp",
             "..",
