@@ -37,6 +37,10 @@ struct SyncArgs {
     /// Delete more than `max_delete` files if upstream really dropped them.
     #[arg(long)]
     force_delete: bool,
+    /// Re-hash every pool file on disk and fetch the wrong or missing ones (slow; repairs
+    /// what `debsync verify` finds).
+    #[arg(long)]
+    full: bool,
 }
 
 /// Re-hash what each served Release lists (indices and pool files); non-zero if anything is
@@ -139,6 +143,7 @@ async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
     let config = debsync::config::Config::load(&args.config)?;
     let opts = debsync::sync::SyncOptions {
         force_delete: args.force_delete,
+        full: args.full,
     };
     for r in debsync::sync::sync_all(&config, args.mirror.as_deref(), &opts).await? {
         if r.noop {

@@ -111,6 +111,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
     pub force_delete: bool,
+    /// Check every pool file on disk instead of trusting the live generation; repairs what
+    /// `debsync verify` reports.
+    pub full: bool,
 }
 
 /// What one mirror's run did.
@@ -228,7 +231,7 @@ pub async fn sync_mirror(
         mirror: mirror.name.clone(),
         ..SyncReport::default()
     };
-    if changed.is_empty() && state.last_result == RunResult::Ok {
+    if changed.is_empty() && state.last_result == RunResult::Ok && !opts.full {
         report.noop = true;
         report.elapsed_ms = clock.elapsed().as_millis();
         tracing::info!("{}: upstream unchanged, nothing to do", mirror.name);
@@ -343,11 +346,15 @@ async fn run(
     let mut old_sources = Vec::new();
     let mut new_sources = Vec::new();
     let mut other_live: Vec<ParseSource> = Vec::new();
+    // `--full` trusts nothing: every index counts as changed, so every pool file it lists is
+    // checked on disk (and fetched again when wrong), and cleanup walks the pool.
     for s in &staged {
-        old_sources.extend(s.old_sources.iter().cloned());
+        if !opts.full {
+            old_sources.extend(s.old_sources.iter().cloned());
+        }
         for g in &s.groups {
             if let Some(src) = &g.source {
-                if g.changed {
+                if g.changed || opts.full {
                     new_sources.push(src.clone());
                 } else {
                     other_live.push(src.clone());
@@ -356,7 +363,12 @@ async fn run(
         }
     }
     for up in unchanged {
-        other_live.extend(live_sources(ctx, &up.suite, &keyring));
+        let live = live_sources(ctx, &up.suite, &keyring);
+        if opts.full {
+            new_sources.extend(live);
+        } else {
+            other_live.extend(live);
+        }
     }
     let phase = Instant::now();
     tracing::debug!("stage: {} suite(s) staged", staged.len());
@@ -375,7 +387,7 @@ async fn run(
     // Decide deletions before anything goes live, so a refusal leaves the old tree serving.
     // After a clean run the planning pass knows exactly what became unreferenced. After a
     // failed or killed one, walk the pool for orphans, unless there was no pool to begin with.
-    let mode = if previous_ok || !pool_existed {
+    let mode = if (previous_ok || !pool_existed) && !opts.full {
         cleanup::Mode::Diff(std::mem::take(&mut outcome.unreferenced))
     } else {
         cleanup::Mode::Walk

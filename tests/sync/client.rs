@@ -104,3 +104,32 @@ fn verify_passes_after_sync_and_names_a_corrupted_pool_file() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.lines().any(|l| l.contains(HELLO)), "{stdout}");
 }
+
+/// `sync --full` repairs what `verify` reports: a corrupted and a deleted pool file are
+/// fetched again although upstream did not change, and a plain sync (which trusts the live
+/// generation) would not have touched them.
+#[test]
+fn full_sync_repairs_what_verify_reports() {
+    let f = Fixture::new(|_| {}, "");
+    f.sync_ok();
+    let config = f.config_str();
+    let path = f.tree().join(LIBFOO);
+    let good = std::fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    bad[100] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    std::fs::remove_file(f.tree().join(HELLO)).unwrap();
+
+    // The ordinary run is a no-op: it trusts what it verified before.
+    assert_success(&run_debsync(&["sync", "--config", &config]));
+    assert_failure(&run_debsync(&["verify", "--config", &config]));
+
+    let out = run_debsync(&["sync", "--config", &config, "--full"]);
+    assert_success(&out);
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    assert!(f.tree().join(HELLO).is_file());
+    let out = run_debsync(&["verify", "--config", &config]);
+    assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 problem(s)"), "{stdout}");
+}
