@@ -220,9 +220,16 @@ async fn serve_path_inner(
         json,
     });
     let cache = app.dircache.clone();
-    let found = tokio::task::spawn_blocking(move || files::lookup(&tree, &rel_path, list, &cache))
-        .await
-        .map_err(|e| HttpError::Io(std::io::Error::other(e)))??;
+    let found = if list.is_none() {
+        // A file: open, fstat and (up to 64 KiB) read are page-cache work of a few
+        // microseconds, less than a hop to the blocking pool costs (two context switches and
+        // a contended queue lock per request). Listings read whole directories: pool.
+        files::lookup(&tree, &rel_path, None, &cache)?
+    } else {
+        tokio::task::spawn_blocking(move || files::lookup(&tree, &rel_path, list, &cache))
+            .await
+            .map_err(|e| HttpError::Io(std::io::Error::other(e)))??
+    };
     match found {
         Found::Dir { page: None } => Ok(redirect(&path.encoded_dir())),
         Found::Dir { page: Some(page) } => Ok(listing_response(head, page)),
