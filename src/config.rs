@@ -23,6 +23,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("no mirror named {0:?} in the config")]
+    UnknownMirror(String),
     #[error("{path}: {key}: {message}")]
     Invalid {
         path: PathBuf,
@@ -198,6 +200,19 @@ enum OneOrMany {
 }
 
 impl Config {
+    /// The mirrors a command acts on: all of them, or the one named (`--mirror NAME`).
+    pub fn select(&self, only: Option<&str>) -> Result<Vec<&MirrorConfig>, ConfigError> {
+        match only {
+            None => Ok(self.mirrors.iter().collect()),
+            Some(name) => self
+                .mirrors
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| vec![m])
+                .ok_or_else(|| ConfigError::UnknownMirror(name.to_string())),
+        }
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -7,8 +7,6 @@ pub enum Error {
     Sync(#[from] crate::sync::SyncError),
     #[error("verify found {0} problem(s)")]
     VerifyFailed(usize),
-    #[error("no mirror named {0:?} in the config")]
-    UnknownMirror(String),
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
 }

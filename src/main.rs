@@ -167,12 +167,7 @@ async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
 fn run_verify(args: VerifyArgs) -> Result<(), debsync::Error> {
     let config = debsync::config::Config::load(&args.config)?;
     let mut problems = 0;
-    let mut matched = false;
-    for mirror in &config.mirrors {
-        if args.mirror.as_deref().is_some_and(|n| n != mirror.name) {
-            continue;
-        }
-        matched = true;
+    for mirror in config.select(args.mirror.as_deref())? {
         let report = debsync::check::check_mirror(&config, mirror)?;
         for p in &report.problems {
             println!("{}: {p}", mirror.name);
@@ -185,11 +180,6 @@ fn run_verify(args: VerifyArgs) -> Result<(), debsync::Error> {
             report.problems.len()
         );
         problems += report.problems.len();
-    }
-    if !matched {
-        return Err(debsync::Error::UnknownMirror(
-            args.mirror.unwrap_or_default(),
-        ));
     }
     if problems > 0 {
         return Err(debsync::Error::VerifyFailed(problems));

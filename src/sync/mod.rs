@@ -184,18 +184,8 @@ pub async fn sync_all(
     opts: &SyncOptions,
 ) -> Result<Vec<SyncReport>, crate::Error> {
     let mut reports = Vec::new();
-    let mut matched = false;
-    for mirror in &config.mirrors {
-        if only.is_some_and(|n| n != mirror.name) {
-            continue;
-        }
-        matched = true;
+    for mirror in config.select(only)? {
         reports.push(sync_mirror(config, mirror, opts).await?);
-    }
-    if !matched {
-        return Err(crate::Error::UnknownMirror(
-            only.unwrap_or_default().to_string(),
-        ));
     }
     Ok(reports)
 }

@@ -227,7 +227,7 @@ pub async fn stage_suite(
         }
     }
 
-    let state = place_by_hash(ctx, release, old.as_ref(), &present, &live_dir, &dir, prev)?;
+    let state = place_by_hash(ctx, suite, release, old.as_ref(), &present, prev)?;
     write_release_files(up, keyring, &dir, ctx)?;
 
     Ok(StagedSuite {
@@ -324,13 +324,14 @@ async fn stage_file<'f>(
 /// InRelease a moment before the swap still finds the indices it names.
 fn place_by_hash(
     ctx: &Ctx<'_>,
+    suite: &str,
     release: &Release,
     old: Option<&Release>,
     present: &[&FileRef],
-    live_dir: &Path,
-    dir: &Path,
     prev: Option<&SuiteState>,
 ) -> Result<SuiteState, SyncError> {
+    let live_dir = ctx.tree.join("dists").join(suite);
+    let dir = staging_root(&ctx.tree).join(suite);
     let mut state = SuiteState {
         date: release.date,
         ..SuiteState::default()
@@ -347,11 +348,7 @@ fn place_by_hash(
         if let Some(sha512) = release.sha512_of(f.path.as_str()) {
             // A file carried over from the live tree was checked when it arrived.
             if !unchanged_in(old, f) {
-                check_sha512(
-                    &staged,
-                    sha512,
-                    &format!("dists/{}/{}", suite_of(dir, ctx), f.path),
-                )?;
+                check_sha512(&staged, sha512, &format!("dists/{suite}/{}", f.path))?;
             }
             let rel = match f.path.parent() {
                 "" => format!("by-hash/SHA512/{sha512}"),
@@ -386,11 +383,6 @@ fn place_by_hash(
     }
     state.by_hash = generations;
     Ok(state)
-}
-
-fn suite_of(dir: &Path, ctx: &Ctx<'_>) -> String {
-    dir.strip_prefix(staging_root(&ctx.tree))
-        .map_or_else(|_| dir.display().to_string(), |p| p.display().to_string())
 }
 
 /// SHA512 of a staged index against the signed Release: only needed for repositories that
