@@ -43,7 +43,7 @@ use sha2::{Digest, Sha256};
 pub use apt::{Apt, AptOutput};
 pub use archive::{Package, SourcePackage, Suite, TestArchive, rfc2822, rfc2822_from_now};
 pub use key::TestKey;
-pub use upstream::{Fault, FaultRule, PathMatch, RequestRecord, Upstream};
+pub use upstream::{Fault, FaultRule, PathMatch, RequestRecord, ServerThread, Upstream};
 
 /// Name of the mirror [`write_config`] configures.
 pub const MIRROR_NAME: &str = "debian";

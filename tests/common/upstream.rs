@@ -158,20 +158,23 @@ impl Shared {
 pub struct Upstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    _server: ServerThread,
+}
+
+/// An axum app served on `127.0.0.1:<ephemeral>` by a current-thread runtime on its own
+/// thread, so plain `#[test]`s can use it. The listener is bound before this returns (no
+/// probe-then-bind race); dropping it stops the server and joins the thread.
+pub struct ServerThread {
+    pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Upstream {
-    /// Serves `root` on `127.0.0.1:<ephemeral>`; returns once the socket is listening.
-    pub fn serve(root: &Path) -> Upstream {
+impl ServerThread {
+    pub fn spawn(app: Router) -> ServerThread {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::default());
-        let app = Router::new()
-            .fallback_service(ServeDir::new(root))
-            .layer(middleware::from_fn_with_state(shared.clone(), inject));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("upstream-{}", addr.port()))
@@ -183,18 +186,44 @@ impl Upstream {
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                     tokio::select! {
-                        r = axum::serve(listener, app) => r.expect("upstream server"),
+                        r = axum::serve(listener, app) => r.expect("test server"),
                         _ = stopped => {}
                     }
                 });
                 rt.shutdown_timeout(Duration::from_secs(1));
             })
             .unwrap();
-        Upstream {
+        ServerThread {
             addr,
-            shared,
             stop: Some(stop),
             thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Upstream {
+    /// Serves `root` on `127.0.0.1:<ephemeral>`; returns once the socket is listening.
+    pub fn serve(root: &Path) -> Upstream {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .fallback_service(ServeDir::new(root))
+            .layer(middleware::from_fn_with_state(shared.clone(), inject));
+        let server = ServerThread::spawn(app);
+        Upstream {
+            addr: server.addr,
+            shared,
+            _server: server,
         }
     }
 
@@ -238,17 +267,6 @@ impl Upstream {
     /// Empties the request log.
     pub fn clear_log(&self) {
         self.shared.log.lock().unwrap().clear();
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -347,8 +347,7 @@ pub type Produced = Arc<AtomicU64>;
 pub struct EndlessServer {
     addr: SocketAddr,
     endless: Arc<std::sync::Mutex<Vec<(String, Produced)>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 pub const ENDLESS_LEN: u64 = 2 << 30;
@@ -387,33 +386,15 @@ impl EndlessServer {
         }
         use futures_util::StreamExt;
 
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
         let endless = Arc::new(std::sync::Mutex::new(endless));
         let app = axum::Router::new()
             .fallback_service(tower_http::services::ServeDir::new(root))
             .layer(middleware::from_fn_with_state(endless.clone(), handle));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                tokio::select! {
-                    r = axum::serve(listener, app) => r.expect("endless server"),
-                    _ = stopped => {}
-                }
-            });
-            rt.shutdown_timeout(Duration::from_secs(1));
-        });
+        let server = ServerThread::spawn(app);
         EndlessServer {
-            addr,
+            addr: server.addr,
             endless,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -424,17 +405,6 @@ impl EndlessServer {
     /// From now on every path is served normally.
     pub fn heal(&self) {
         self.endless.lock().unwrap().clear();
-    }
-}
-
-impl Drop for EndlessServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
