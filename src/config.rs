@@ -158,6 +158,40 @@ pub struct MirrorConfig {
     pub architectures: Vec<String>,
     pub keyrings: Vec<PathBuf>,
     pub sources: bool,
+    /// Which of the optional index families Release lists are mirrored.
+    pub select: Selection,
+}
+
+/// The keys that trim a full mirror. The default is everything Release lists for the chosen
+/// components and architectures; a trimmed family stays listed in the signed Release, so a
+/// client that asks for it gets a 404 (documented in the README).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// `i18n/Translation-<lang>` to keep; `None`: every language Release lists.
+    pub languages: Option<Vec<String>>,
+    /// `Contents-<arch>` and `Contents-udeb-<arch>` (apt-file).
+    pub contents: bool,
+    /// `dep11/` (AppStream metadata and icons).
+    pub dep11: bool,
+    /// `cnf/` (command-not-found).
+    pub cnf: bool,
+    /// `debian-installer/` udeb indices (and their udebs) and `installer-<arch>/` images.
+    pub installer: bool,
+    /// `*.diff/Index` and the patches they list.
+    pub pdiffs: bool,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            languages: None,
+            contents: true,
+            dep11: true,
+            cnf: true,
+            installer: true,
+            pdiffs: true,
+        }
+    }
 }
 
 impl MirrorConfig {
@@ -190,6 +224,21 @@ struct RawMirror {
     keyring: OneOrMany,
     #[serde(default)]
     sources: bool,
+    languages: Option<Vec<String>>,
+    #[serde(default = "yes")]
+    contents: bool,
+    #[serde(default = "yes")]
+    dep11: bool,
+    #[serde(default = "yes")]
+    cnf: bool,
+    #[serde(default = "yes")]
+    installer: bool,
+    #[serde(default = "yes")]
+    pdiffs: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -301,6 +350,13 @@ impl Config {
                 .map_err(|msg| invalid(key("components"), msg))?;
             check_list(&m.architectures, &key("architectures"), valid_name)
                 .map_err(|msg| invalid(key("architectures"), msg))?;
+            // An empty list is allowed: no translations at all.
+            if let Some(bad) = m.languages.iter().flatten().find(|l| !valid_language(l)) {
+                return Err(invalid(
+                    key("languages"),
+                    format!("{bad:?} is not a language code (en, de, pt_BR)"),
+                ));
+            }
             let keyrings: Vec<PathBuf> = match m.keyring {
                 OneOrMany::One(p) => vec![p],
                 OneOrMany::Many(v) => v,
@@ -330,6 +386,14 @@ impl Config {
                 architectures: m.architectures,
                 keyrings,
                 sources: m.sources,
+                select: Selection {
+                    languages: m.languages,
+                    contents: m.contents,
+                    dep11: m.dep11,
+                    cnf: m.cnf,
+                    installer: m.installer,
+                    pdiffs: m.pdiffs,
+                },
             });
         }
         Ok(Config {
@@ -359,6 +423,13 @@ fn valid_name(s: &str) -> bool {
         && !s.starts_with('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+}
+
+/// Translation languages as Debian names them: `en`, `pt_BR`, `ca@valencia`.
+fn valid_language(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@-".contains(&b))
 }
 
 /// Suites and components may hold a `/` (`bookworm/updates`, `updates/main`) but each part must

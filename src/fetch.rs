@@ -91,8 +91,30 @@ impl FetchError {
 /// What a downloaded file must be.
 #[derive(Debug, Clone, Copy)]
 pub struct Expected {
+    /// The exact size, or only a cap when `exact` is false (installer `SHA256SUMS` list no
+    /// sizes; the hash still decides).
     pub size: u64,
     pub sha256: Sha256,
+    pub exact: bool,
+}
+
+impl Expected {
+    pub fn new(size: u64, sha256: Sha256) -> Expected {
+        Expected {
+            size,
+            sha256,
+            exact: true,
+        }
+    }
+
+    /// A file known by its hash alone, refused once it grows past `cap`.
+    pub fn hash_only(sha256: Sha256, cap: u64) -> Expected {
+        Expected {
+            size: cap,
+            sha256,
+            exact: false,
+        }
+    }
 }
 
 /// The retry decision, pure so it can be tested without a clock.
@@ -372,7 +394,7 @@ impl Fetcher {
             start_writeback(&file);
         }
         drop(file);
-        if have < want.size {
+        if want.exact && have < want.size {
             return Err(FetchError::Truncated {
                 url: url.to_string(),
                 got: have,

@@ -46,6 +46,16 @@ impl Compression {
         }
     }
 
+    /// The logical name a listed file is a variant of, and its compression: `Packages.xz` →
+    /// (`Packages`, Xz); `icons-64x64.tar` → (itself, None). Unlike [`Compression::from_name`],
+    /// an unknown extension (`.yml`, `.tar`, `Index`) is a plain file, not an unsupported one.
+    pub fn split(name: &str) -> (&str, Compression) {
+        match Compression::from_name(name) {
+            Some(c) => (c.strip(name), c),
+            None => (name, Compression::None),
+        }
+    }
+
     /// The file name without this compression's extension.
     pub fn strip(self, name: &str) -> &str {
         match self {

@@ -8,6 +8,7 @@
 //! - [`deb822`]: RFC 822-style paragraphs (Release, Sources) and a streaming stanza splitter.
 //! - [`release`]: the Release file: metadata, dates, and the SHA256 list of index files.
 //! - [`packages`] / [`sources`]: the pool files an index references, with size and SHA256.
+//! - [`listing`]: files a pdiff `Index` or an installer `SHA256SUMS` lists beside it.
 //! - [`compression`]: which decoder a file name asks for, and which variant to prefer.
 //! - [`path`]: [`ArchivePath`], the only way a path from upstream reaches the disk.
 //! - [`date`]: the RFC 2822 dates Release files carry, and the formats the trace file uses.
@@ -16,6 +17,7 @@ pub mod compression;
 pub mod date;
 pub mod deb822;
 pub mod hash;
+pub mod listing;
 pub mod packages;
 pub mod path;
 pub mod release;

@@ -16,6 +16,7 @@
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
 
 pub mod cleanup;
+pub mod listed;
 pub mod lock;
 pub mod manifest;
 pub mod plan;
@@ -254,6 +255,15 @@ pub async fn sync_mirror(
     }
     report.bytes_received = ctx.fetcher.bytes_received();
     report.elapsed_ms = clock.elapsed().as_millis();
+    // Upstream's traces after the run: they describe the archive state just mirrored.
+    let traces = if result.is_ok() {
+        trace::UpstreamTraces::fetch(&ctx, &host).await
+    } else {
+        trace::UpstreamTraces::default()
+    };
+    if let Some(serial) = traces.archive_serial() {
+        state.archive_serial = Some(serial);
+    }
     match result {
         Ok(()) => {
             state.last_result = RunResult::Ok;
@@ -284,6 +294,7 @@ pub async fn sync_mirror(
     let upstream_host = mirror.upstream.host_str().unwrap_or("unknown").to_string();
     trace::write(
         &tree,
+        &traces,
         &trace::TraceInfo {
             hostname: &host,
             started: ctx.now,
@@ -447,6 +458,7 @@ async fn run(
         }
     }
 
+    swap::publish_aliases(&ctx.tree, &wanted_aliases(ctx.mirror, state))?;
     for (waiting, dest) in &outcome.deferred {
         std::fs::rename(waiting, dest).map_err(io_err(dest))?;
     }
@@ -469,6 +481,28 @@ async fn run(
     state.pool_files = outcome.listed_files;
     state.pool_bytes = outcome.listed_bytes;
     Ok(())
+}
+
+/// `dists/<alias>` → suite for every configured suite's aliases. Two suites claiming one
+/// alias (a release day, with one Release updated and the other not yet): the newer Release
+/// wins. A configured suite's own name is never an alias.
+fn wanted_aliases(
+    mirror: &MirrorConfig,
+    state: &State,
+) -> std::collections::BTreeMap<String, String> {
+    let mut wanted: std::collections::BTreeMap<String, (Option<i64>, String)> = Default::default();
+    for suite in &mirror.suites {
+        let Some(s) = state.suites.get(suite) else {
+            continue;
+        };
+        for alias in s.aliases.iter().filter(|a| !mirror.suites.contains(a)) {
+            let newer = wanted.get(alias).is_none_or(|(date, _)| s.date > *date);
+            if newer {
+                wanted.insert(alias.clone(), (s.date, suite.clone()));
+            }
+        }
+    }
+    wanted.into_iter().map(|(a, (_, s))| (a, s)).collect()
 }
 
 /// SHA256 of a generation's InRelease (or Release): which generation a directory holds.

@@ -93,7 +93,7 @@ pub fn for_each_file(
                     f(file)?;
                 }
             }
-            IndexKind::Plain => {}
+            IndexKind::PDiffIndex | IndexKind::InstallerSums | IndexKind::Plain => {}
         }
     }
     Ok(())
@@ -326,10 +326,7 @@ impl WorkerCtx {
 
 async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(), FetchError> {
     let dest = ctx.tree.join(file.path.as_path());
-    let want = Expected {
-        size: file.size,
-        sha256: file.sha256,
-    };
+    let want = Expected::new(file.size, file.sha256);
     let fresh_dir = match file.path.parent() {
         "" => false,
         parent => ctx

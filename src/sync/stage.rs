@@ -6,10 +6,12 @@
 //! Release files. Unchanged index files are hard-linked from the live tree (they were verified
 //! when they arrived), so a 1 % change costs the changed indices, not all of them.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 
+use super::listed;
 use super::plan::{IndexGroup, IndexKind, by_hash_path, select_indices, unchanged_in};
 use super::state::SuiteState;
 use super::{Ctx, SyncError, io_err};
@@ -152,29 +154,47 @@ pub async fn stage_suite(
             mirrored: crate::archive::date::format_rfc2822(old_date),
         });
     }
-    let groups = select_indices(release, ctx.mirror).map_err(|source| SyncError::Plan {
+    let mut groups = select_indices(release, ctx.mirror).map_err(|source| SyncError::Plan {
         what: what.clone(),
         source,
     })?;
+    // Installer `current` directories become links, staged through their target.
+    let links = listed::installer_links(release, &groups);
+    for g in &mut groups {
+        g.variants
+            .retain(|v| !listed::under_link(&links, v.path.as_str()));
+    }
+    groups.retain(|g| !g.variants.is_empty());
+
+    let old_groups = old
+        .as_ref()
+        .and_then(|o| select_indices(o, ctx.mirror).ok())
+        .unwrap_or_default();
+    // What the live generation was built from: a file it selected, listed unchanged, and does
+    // not have is one upstream did not serve; asking again would only cost a 404.
+    let known_absent: HashSet<&str> = old_groups
+        .iter()
+        .flat_map(|g| g.variants.iter())
+        .filter(|f| !live_dir.join(f.path.as_path()).exists())
+        .map(|f| f.path.as_str())
+        .collect();
 
     let dir = staging_root(&ctx.tree).join(suite);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let next = NextGeneration {
+        suite,
+        live_dir: &live_dir,
+        dir: &dir,
+        old: old.as_ref(),
+        by_hash: release.acquire_by_hash,
+        known_absent: &known_absent,
+    };
 
     // Every variant of every group: link if unchanged, fetch otherwise; a 404 is fine as long
-    // as a sibling variant exists (Debian lists uncompressed Packages but does not serve it).
+    // as upstream serves none of it either (Debian lists uncompressed files it never serves).
     let files: Vec<&FileRef> = groups.iter().flat_map(|g| g.variants.iter()).collect();
     let results: Vec<Result<Option<&FileRef>, SyncError>> = futures_util::stream::iter(files)
-        .map(|f| {
-            stage_file(
-                ctx,
-                suite,
-                &live_dir,
-                &dir,
-                old.as_ref(),
-                release.acquire_by_hash,
-                f,
-            )
-        })
+        .map(|f| stage_file(ctx, &next, f))
         .buffer_unordered(ctx.cfg.concurrency)
         .collect()
         .await;
@@ -184,20 +204,40 @@ pub async fn stage_suite(
             present.push(f);
         }
     }
+    let present_paths: HashSet<&str> = present.iter().map(|f| f.path.as_str()).collect();
+    for g in &groups {
+        if !g
+            .variants
+            .iter()
+            .any(|v| present_paths.contains(v.path.as_str()))
+        {
+            let url = ctx.url(&format!("dists/{suite}/{}", g.base)).to_string();
+            if g.required {
+                return Err(SyncError::MissingIndex { what: url });
+            }
+            tracing::debug!("{url}: listed, but upstream serves no variant of it");
+        }
+    }
+    let extra = listed::stage_listed(
+        ctx,
+        suite,
+        &live_dir,
+        &dir,
+        old.as_ref(),
+        &groups,
+        &present_paths,
+    )
+    .await?;
+    listed::place_links(&dir, &links)?;
+    for prefix in super::plan::self_links(release) {
+        let at = dir.join(&prefix);
+        std::os::unix::fs::symlink(".", &at).map_err(io_err(&at))?;
+    }
 
-    let old_groups = old
-        .as_ref()
-        .and_then(|o| select_indices(o, ctx.mirror).ok())
-        .unwrap_or_default();
     let mut staged_groups = Vec::new();
     let mut old_sources = Vec::new();
-    for g in &groups {
-        if !g.variants.iter().any(|v| present.contains(&v)) {
-            return Err(SyncError::MissingIndex {
-                what: ctx.url(&format!("dists/{suite}/{}", g.base)).to_string(),
-            });
-        }
-        let source = parse_source(g, suite, &dir, |f| present.contains(&f));
+    for g in groups.iter().filter(|g| g.kind.lists_pool()) {
+        let source = parse_source(g, suite, &dir, |f| present_paths.contains(f.path.as_str()));
         let old_source = old_groups.iter().find(|o| o.base == g.base).and_then(|o| {
             parse_source(o, suite, &live_dir, |f| {
                 live_dir.join(f.path.as_path()).is_file()
@@ -227,7 +267,12 @@ pub async fn stage_suite(
         }
     }
 
-    let state = place_by_hash(ctx, suite, release, old.as_ref(), &present, prev)?;
+    tracing::debug!(
+        "stage {suite}: {} files Release lists, {extra} files from listings",
+        present.len()
+    );
+    let mut state = place_by_hash(ctx, suite, release, old.as_ref(), &present, prev)?;
+    state.aliases = upstream_aliases(ctx, up, release).await?;
     write_release_files(up, keyring, &dir, ctx)?;
 
     Ok(StagedSuite {
@@ -238,6 +283,29 @@ pub async fn stage_suite(
         old_sources,
         state,
     })
+}
+
+/// The names from [`super::plan::aliases`] under which upstream serves this very suite (the
+/// same signed Release bytes): its `dists/stable` link to `bookworm`. A name upstream does not
+/// serve is not invented on the mirror.
+async fn upstream_aliases(
+    ctx: &Ctx<'_>,
+    up: &UpstreamRelease,
+    release: &Release,
+) -> Result<Vec<String>, SyncError> {
+    let (name, ours) = match (&up.inrelease, &up.release) {
+        (Some(b), _) => ("InRelease", b),
+        (None, Some(b)) => ("Release", b),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for alias in super::plan::aliases(&up.suite, release) {
+        let url = ctx.url(&format!("dists/{alias}/{name}"));
+        if ctx.fetcher.get_small(&url, MAX_RELEASE).await?.as_ref() == Some(ours) {
+            out.push(alias);
+        }
+    }
+    Ok(out)
 }
 
 /// The live generation's Release, re-verified: a keyring change since then means it is no
@@ -267,7 +335,7 @@ fn parse_source(
     dir: &Path,
     exists: impl Fn(&FileRef) -> bool,
 ) -> Option<ParseSource> {
-    if g.kind == IndexKind::Plain {
+    if !g.kind.lists_pool() {
         return None;
     }
     let f = g.by_decode_cost().into_iter().find(|f| exists(f))?;
@@ -280,27 +348,44 @@ fn parse_source(
     })
 }
 
+/// What staging one file of a suite needs to know about the generation being built.
+#[derive(Clone, Copy)]
+struct NextGeneration<'a> {
+    suite: &'a str,
+    live_dir: &'a Path,
+    dir: &'a Path,
+    old: Option<&'a Release>,
+    by_hash: bool,
+    known_absent: &'a HashSet<&'a str>,
+}
+
 async fn stage_file<'f>(
     ctx: &Ctx<'_>,
-    suite: &str,
-    live_dir: &Path,
-    dir: &Path,
-    old: Option<&Release>,
-    by_hash: bool,
+    next: &NextGeneration<'_>,
     f: &'f FileRef,
 ) -> Result<Option<&'f FileRef>, SyncError> {
+    let NextGeneration {
+        suite,
+        live_dir,
+        dir,
+        old,
+        by_hash,
+        known_absent,
+    } = *next;
     let dest = dir.join(f.path.as_path());
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
     let live = live_dir.join(f.path.as_path());
-    if unchanged_in(old, f) && std::fs::hard_link(&live, &dest).is_ok() {
-        return Ok(Some(f));
+    if unchanged_in(old, f) {
+        if std::fs::hard_link(&live, &dest).is_ok() {
+            return Ok(Some(f));
+        }
+        if known_absent.contains(f.path.as_str()) {
+            return Ok(None);
+        }
     }
-    let want = Expected {
-        size: f.size,
-        sha256: f.sha256,
-    };
+    let want = Expected::new(f.size, f.sha256);
     // by-hash first when upstream offers it: immune to upstream replacing the file by name
     // between our InRelease fetch and this request.
     if by_hash {

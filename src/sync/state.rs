@@ -53,6 +53,8 @@ pub struct SuiteState {
     pub date: Option<i64>,
     /// by-hash paths (relative to `dists/<suite>`) per generation, newest first.
     pub by_hash: Vec<Vec<String>>,
+    /// `dists/<alias>` links to this suite, from its Release (`stable` → `bookworm`).
+    pub aliases: Vec<String>,
 }
 
 pub fn state_dir(tree: &Path) -> PathBuf {

@@ -46,6 +46,40 @@ pub fn swap_in(staged: &Path, live: &Path) -> Result<(), SyncError> {
     Ok(())
 }
 
+/// Makes `dists/<alias>` a link to `<suite>` for each wanted alias, and removes alias links
+/// no suite claims any more. Each link is replaced atomically (temp link + rename), so a
+/// client resolving `dists/stable` sees the old release or the new one. A real directory is
+/// a configured suite and is never replaced by a link.
+pub fn publish_aliases(
+    tree: &Path,
+    wanted: &std::collections::BTreeMap<String, String>,
+) -> Result<(), SyncError> {
+    let dists = tree.join("dists");
+    for (alias, suite) in wanted {
+        let link = dists.join(alias);
+        match std::fs::symlink_metadata(&link) {
+            Ok(m) if !m.file_type().is_symlink() => continue,
+            Ok(_) if std::fs::read_link(&link).is_ok_and(|t| t == Path::new(suite)) => continue,
+            _ => {}
+        }
+        let tmp = crate::fetch::temp_path(&link);
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(suite, &tmp).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &link).map_err(io_err(&link))?;
+    }
+    let Ok(entries) = std::fs::read_dir(&dists) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().is_ok_and(|t| t.is_symlink()) && !wanted.contains_key(&name) {
+            let path = e.path();
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +110,50 @@ mod tests {
             "one"
         );
         barrier(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn aliases_follow_the_wanted_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let dists = dir.path().join("dists");
+        for d in ["bookworm", "trixie", "stable"] {
+            std::fs::create_dir_all(dists.join(d)).unwrap();
+        }
+        std::fs::remove_dir(dists.join("stable")).unwrap();
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(a, s)| (a.to_string(), s.to_string()))
+                .collect()
+        };
+        publish_aliases(dir.path(), &map(&[("stable", "bookworm")])).unwrap();
+        assert_eq!(
+            std::fs::read_link(dists.join("stable")).unwrap(),
+            Path::new("bookworm")
+        );
+        publish_aliases(
+            dir.path(),
+            &map(&[
+                ("stable", "trixie"),
+                ("oldstable", "bookworm"),
+                ("trixie", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_link(dists.join("stable")).unwrap(),
+            Path::new("trixie")
+        );
+        assert_eq!(
+            std::fs::read_link(dists.join("oldstable")).unwrap(),
+            Path::new("bookworm")
+        );
+        assert!(
+            dists.join("trixie").is_dir(),
+            "a real suite is never replaced"
+        );
+        publish_aliases(dir.path(), &map(&[])).unwrap();
+        assert!(std::fs::symlink_metadata(dists.join("stable")).is_err());
+        assert!(dists.join("bookworm").is_dir());
     }
 }

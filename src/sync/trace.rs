@@ -1,7 +1,16 @@
-//! Debian's trace file, `project/trace/<hostname>`, in ftpsync's format, so mirror checkers
-//! and downstream mirrors read debsync like any other Debian mirror.
+//! Debian's trace files, so mirror checkers and downstream mirrors read debsync like any
+//! other Debian mirror:
+//! - upstream's `project/trace/` (dak's `master`, every mirror's trace on the way, and the
+//!   `_hierarchy`/`_traces` lists) copied as they are;
+//! - ours, `project/trace/<hostname>`, in ftpsync's format and field names, but honest about
+//!   what wrote it (`Creator: debsync <version>`), with the `Archive serial` of upstream's
+//!   `master`;
+//! - our line appended to `_hierarchy` and `_traces`, so a mirror of this mirror shows the
+//!   chain.
 
 use std::path::Path;
+
+use super::Ctx;
 
 use crate::archive::date::{format_ctime, format_rfc2822};
 
@@ -16,6 +25,94 @@ pub struct TraceInfo<'a> {
     pub bytes_received: u64,
     pub stage1_secs: u64,
     pub stage2_secs: u64,
+}
+
+/// Largest trace file accepted, and how many of upstream's are copied.
+const MAX_TRACE: u64 = 1 << 20;
+const MAX_TRACES: usize = 256;
+
+/// Upstream's `project/trace/` as fetched at the end of a run: (name, bytes).
+#[derive(Debug, Default)]
+pub struct UpstreamTraces {
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl UpstreamTraces {
+    /// Fetches `master`, `_hierarchy`, `_traces` and every trace `_traces` names. Traces are
+    /// informational and unsigned: a missing or failing one is skipped, never fatal.
+    pub async fn fetch(ctx: &Ctx<'_>, own_name: &str) -> UpstreamTraces {
+        let mut files = Vec::new();
+        for name in ["master", "_hierarchy", "_traces"] {
+            if let Some(bytes) = get(ctx, name).await {
+                files.push((name.to_string(), bytes));
+            }
+        }
+        let listed: Vec<String> = files
+            .iter()
+            .find(|(n, _)| n == "_traces")
+            .map(|(_, b)| trace_names(b))
+            .unwrap_or_default();
+        for name in listed
+            .into_iter()
+            .filter(|n| n != own_name && n != "master")
+            .take(MAX_TRACES)
+        {
+            if let Some(bytes) = get(ctx, &name).await {
+                files.push((name, bytes));
+            }
+        }
+        UpstreamTraces { files }
+    }
+
+    fn get_file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+
+    /// `Archive serial` of upstream's `master` (dak's serial, `YYYYMMDDNN`).
+    pub fn archive_serial(&self) -> Option<String> {
+        let master = std::str::from_utf8(self.get_file("master")?).ok()?;
+        field(master, "Archive serial")
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string)
+    }
+}
+
+async fn get(ctx: &Ctx<'_>, name: &str) -> Option<Vec<u8>> {
+    let url = ctx.url(&format!("project/trace/{name}"));
+    match ctx.fetcher.get_small(&url, MAX_TRACE).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("{url}: skipped: {e}");
+            None
+        }
+    }
+}
+
+/// The names in a `_traces` list that are safe single file names.
+fn trace_names(list: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(list)
+        .lines()
+        .map(str::trim)
+        .filter(|n| {
+            !n.is_empty()
+                && !n.starts_with(['.', '_'])
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A `Field: value` of a trace file.
+pub fn field<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+    })
 }
 
 pub fn render(t: &TraceInfo<'_>) -> String {
@@ -35,10 +132,10 @@ pub fn render(t: &TraceInfo<'_>) -> String {
          Architectures-Configuration: INCLUDE {}\n\
          Suites: {}\n\
          Upstream-mirror: {}\n\
-         Total bytes received: {}\n\
-         Total time spent in stage1: {}\n\
-         Total time spent in stage2: {}\n\
-         Total time spent: {}\n\
+         Total bytes received in rsync: {}\n\
+         Total time spent in stage1 rsync: {}\n\
+         Total time spent in stage2 rsync: {}\n\
+         Total time spent in rsync: {}\n\
          Average rate: {} B/s\n",
         format_ctime(t.finished),
         format_rfc2822(t.finished),
@@ -58,10 +155,39 @@ pub fn render(t: &TraceInfo<'_>) -> String {
     )
 }
 
-pub fn write(tree: &Path, t: &TraceInfo<'_>) -> std::io::Result<()> {
+/// Writes upstream's traces, ours, and the `_hierarchy`/`_traces` lists with our line last.
+pub fn write(tree: &Path, upstream: &UpstreamTraces, t: &TraceInfo<'_>) -> std::io::Result<()> {
     let dir = tree.join("project/trace");
     std::fs::create_dir_all(&dir)?;
-    super::write_atomic(&dir.join(t.hostname), render(t).as_bytes())
+    for (name, bytes) in &upstream.files {
+        if name != "_hierarchy" && name != "_traces" && name != t.hostname {
+            super::write_atomic(&dir.join(name), bytes)?;
+        }
+    }
+    super::write_atomic(&dir.join(t.hostname), render(t).as_bytes())?;
+    let hierarchy = hierarchy(upstream.get_file("_hierarchy"), t);
+    super::write_atomic(&dir.join("_hierarchy"), hierarchy.as_bytes())?;
+    super::write_atomic(&dir.join("_hierarchy.mirror"), hierarchy.as_bytes())?;
+    let mut traces = upstream
+        .get_file("_traces")
+        .map(trace_names)
+        .unwrap_or_default();
+    traces.retain(|n| n != t.hostname);
+    traces.push(t.hostname.to_string());
+    super::write_atomic(&dir.join("_traces"), (traces.join("\n") + "\n").as_bytes())
+}
+
+/// Upstream's hierarchy plus our hop: `<trace file> <mirror name> <host> <upstream>`.
+fn hierarchy(upstream: Option<&[u8]>, t: &TraceInfo<'_>) -> String {
+    let mut out: String = upstream
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("{0} {0} {0} {1}\n", t.hostname, t.upstream));
+    out
 }
 
 #[cfg(test)]
@@ -91,12 +217,63 @@ mod tests {
             "Archive serial: 2023061001",
             "Architectures: amd64 source",
             "Upstream-mirror: deb.debian.org",
-            "Total bytes received: 1000",
-            "Total time spent: 10",
+            "Total bytes received in rsync: 1000",
+            "Total time spent in rsync: 10",
             "Average rate: 100 B/s",
         ] {
             assert!(text.contains(line), "missing {line:?} in {text}");
         }
         assert!(text.contains("Creator: debsync "));
+        assert_eq!(field(&text, "Archive serial"), Some("2023061001"));
+    }
+
+    #[test]
+    fn hierarchy_and_traces_append_our_hop() {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = UpstreamTraces {
+            files: vec![
+                (
+                    "master".into(),
+                    b"Mon Sep 18 20:49:48 UTC 2017\nArchive serial: 2017091804\n".to_vec(),
+                ),
+                (
+                    "_hierarchy".into(),
+                    b"ftp-master.debian.org ftp-master.debian.org fasolo fasolo\n".to_vec(),
+                ),
+                (
+                    "_traces".into(),
+                    b"ftp-master.debian.org\n../evil\nhub.example\n".to_vec(),
+                ),
+                ("hub.example".into(), b"hub trace\n".to_vec()),
+            ],
+        };
+        assert_eq!(upstream.archive_serial().as_deref(), Some("2017091804"));
+        let archs = vec!["amd64".to_string()];
+        let info = TraceInfo {
+            hostname: "leaf",
+            started: 0,
+            finished: 1,
+            serial: "2017091804",
+            architectures: &archs,
+            suites: &archs,
+            upstream: "hub.example",
+            bytes_received: 0,
+            stage1_secs: 0,
+            stage2_secs: 0,
+        };
+        write(dir.path(), &upstream, &info).unwrap();
+        let read =
+            |n: &str| std::fs::read_to_string(dir.path().join("project/trace").join(n)).unwrap();
+        assert_eq!(
+            read("_hierarchy"),
+            "ftp-master.debian.org ftp-master.debian.org fasolo fasolo\nleaf leaf leaf hub.example\n"
+        );
+        assert_eq!(
+            read("_traces"),
+            "ftp-master.debian.org\nhub.example\nleaf\n"
+        );
+        assert_eq!(read("hub.example"), "hub trace\n");
+        assert!(read("master").contains("2017091804"));
+        assert!(read("leaf").contains("Archive serial: 2017091804"));
     }
 }

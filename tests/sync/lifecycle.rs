@@ -58,7 +58,7 @@ fn trace_and_state_after_a_successful_run() {
     );
     assert!(field("Creator").starts_with("debsync "), "{trace}");
     assert_eq!(field("Upstream-mirror"), "127.0.0.1");
-    let bytes: u64 = field("Total bytes received").parse().unwrap();
+    let bytes: u64 = field("Total bytes received in rsync").parse().unwrap();
     assert!(
         bytes >= 3 * DEB_LEN as u64,
         "received {bytes} bytes: {trace}"
