@@ -43,6 +43,31 @@ for arch in amd64 all; do
   gzip -9kn "$dists/main/binary-$arch/Packages"
   xz -kf "$dists/main/binary-$arch/Packages"
 done
+# What real archives list beside Packages, and what apt clients fetch by default or with
+# apt-file installed: Translation-en and Contents-<arch>.
+mkdir -p "$dists/main/i18n"
+python3 - "$dists/main/binary-amd64/Packages" > "$dists/main/i18n/Translation-en" <<'PY'
+import hashlib, sys
+seen = set()
+for stanza in open(sys.argv[1], encoding="utf-8").read().split("\n\n"):
+    fields, desc = {}, None
+    for line in stanza.splitlines():
+        if line.startswith(" ") and desc is not None:
+            desc.append(line)
+        elif ": " in line:
+            key, value = line.split(": ", 1)
+            fields[key] = value
+            desc = [value] if key == "Description" else None
+    name = fields.get("Package")
+    if name and "Description" in fields and name not in seen:
+        seen.add(name)
+        text = "\n".join(d for d in [fields["Description"]] + [l for l in stanza.splitlines() if l.startswith(" ")])
+        md5 = hashlib.md5((text + "\n").encode()).hexdigest()
+        print(f"Package: {name}\nDescription-md5: {md5}\nDescription-en: {text}\n")
+PY
+xz -kf "$dists/main/i18n/Translation-en"
+(cd "$dir" && apt-ftparchive contents pool/main) > "$dists/main/Contents-amd64"
+gzip -9kn "$dists/main/Contents-amd64"
 (cd "$dists" && apt-ftparchive \
   -o APT::FTPArchive::Release::Origin=debsync-example \
   -o APT::FTPArchive::Release::Label=debsync-example \

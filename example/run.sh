@@ -51,20 +51,54 @@ TOML
 mirror=$(serve "$work/mirror.log" --config "$work/mirror.toml")
 echo "mirror served at:  $mirror/example/"
 
-# apt, fully private: nothing on this machine's apt setup is read or changed.
+# apt as a real client runs it, fully private: APT_CONFIG is read before /etc/apt/apt.conf.d,
+# so it can move every Dir:: away from this machine's apt (its apt.conf.d may set
+# Acquire::Languages "none" or add targets). apt's default languages stay in force, and the
+# private apt.conf.d carries apt-file's Contents target, as on a machine with apt-file.
 apt=$work/apt
 rm -rf "$apt"; mkdir -p "$apt/state/lists/partial" "$apt/cache/archives/partial" "$apt/etc/apt.conf.d" "$apt/etc/preferences.d" "$apt/etc/trusted.gpg.d" "$apt/etc/sources.list.d"
 echo "deb [signed-by=$work/upstream/keyring.gpg] $mirror/example stable main" >"$apt/etc/sources.list"
 touch "$apt/state/status"
-aptopts=(-o "Dir::State=$apt/state" -o "Dir::State::status=$apt/state/status" -o "Dir::Cache=$apt/cache"
-  -o "Dir::Etc=$apt/etc" -o "Dir::Etc::SourceList=$apt/etc/sources.list" -o "Dir::Etc::SourceParts=$apt/etc/sources.list.d"
-  -o "Dir::Etc::Parts=$apt/etc/apt.conf.d" -o "Dir::Etc::PreferencesParts=$apt/etc/preferences.d"
-  -o "Dir::Etc::TrustedParts=$apt/etc/trusted.gpg.d" -o APT::Architecture=amd64 -o Debug::NoLocking=1
-  -o APT::Sandbox::User=root)
-out=$(apt-get "${aptopts[@]}" update 2>&1); echo "$out"
-if grep -qE '^(W|E):' <<<"$out"; then echo "apt-get update reported a problem" >&2; exit 1; fi
-(cd "$work" && apt-get "${aptopts[@]}" download hello && ls -l hello_*.deb && rm -f hello_*.deb)
-echo "apt-get update + download against the mirror: OK"
+cat >"$apt/etc/apt.conf" <<CONF
+Dir::State "$apt/state";
+Dir::State::status "$apt/state/status";
+Dir::Cache "$apt/cache";
+Dir::Etc "$apt/etc";
+Dir::Etc::main "$apt/etc/apt.conf";
+Dir::Etc::Parts "$apt/etc/apt.conf.d";
+Dir::Etc::SourceList "$apt/etc/sources.list";
+Dir::Etc::SourceParts "$apt/etc/sources.list.d";
+Dir::Etc::PreferencesParts "$apt/etc/preferences.d";
+Dir::Etc::TrustedParts "$apt/etc/trusted.gpg.d";
+APT::Architecture "amd64";
+Debug::NoLocking "1";
+APT::Sandbox::User "root";
+CONF
+cat >"$apt/etc/apt.conf.d/50apt-file.conf" <<'CONF'
+Acquire::IndexTargets {
+    deb::Contents-deb  {
+        MetaKey "$(COMPONENT)/Contents-$(ARCHITECTURE)";
+        ShortDescription "Contents-$(ARCHITECTURE)";
+        Description "$(RELEASE)/$(COMPONENT) $(ARCHITECTURE) Contents (deb)";
+        flatMetaKey "Contents-$(ARCHITECTURE)";
+        flatDescription "$(RELEASE) Contents (deb)";
+        PDiffs "true";
+        KeepCompressed "true";
+    };
+};
+CONF
+export APT_CONFIG=$apt/etc/apt.conf
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+if apt-config dump | grep -q '^Acquire::Languages "none"'; then
+  echo "the private apt configuration still says Acquire::Languages none" >&2; exit 1
+fi
+out=$(LC_ALL=C apt-get update 2>&1); echo "$out"
+if grep -qE '^(W|E|Err):' <<<"$out"; then echo "apt-get update reported a problem" >&2; exit 1; fi
+for want in "Translation-en" "Contents (deb)"; do
+  grep -q "$want" <<<"$out" || { echo "apt-get update did not fetch $want" >&2; exit 1; }
+done
+(cd "$work" && apt-get download hello && ls -l hello_*.deb && rm -f hello_*.deb)
+echo "apt-get update (default languages, apt-file's Contents) + download against the mirror: OK"
 
 if [ "$mode" = "--check" ]; then exit 0; fi
 echo "serving $mirror/example/ (Ctrl-C to stop); try: curl $mirror/example/dists/stable/InRelease"
