@@ -4,15 +4,15 @@
 //! this is the other half of that bargain: a slow, complete pass that finds bit rot, a pool
 //! file deleted by hand, or an index edited in place. It reads only the live tree.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::archive::FileRef;
 use crate::config::{Config, MirrorConfig};
 use crate::fetch::hash_file;
 use crate::sync::pool::{for_each_file, path_key};
-use crate::sync::stage::live_sources_of;
-use crate::verify::{Keyring, verify_inrelease};
+use crate::sync::stage::{live_sources_of, read_live_release};
+use crate::verify::Keyring;
 
 /// One thing wrong in a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,26 +40,15 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
     let tree = mirror.tree(&config.root);
     let keyring = Keyring::load(&mirror.keyrings).map_err(crate::sync::SyncError::from)?;
     let mut report = CheckReport::default();
-    let mut seen = HashSet::new();
+    // Pool path → (size, SHA256) as first listed: a second listing must agree.
+    let mut seen: HashMap<u128, (u64, crate::archive::Sha256, String)> = HashMap::new();
     for suite in &mirror.suites {
         let dir = tree.join("dists").join(suite);
-        let inrelease = dir.join("InRelease");
-        let shown = format!("dists/{suite}/InRelease");
-        let bytes = match std::fs::read(&inrelease) {
-            Ok(b) => b,
-            Err(e) => {
-                report.problems.push(Problem {
-                    path: shown,
-                    what: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        let verified = match verify_inrelease(&bytes, &keyring, &shown) {
+        let verified = match read_live_release(&dir, &keyring) {
             Ok(v) => v,
             Err(e) => {
                 report.problems.push(Problem {
-                    path: shown,
+                    path: format!("dists/{suite}"),
                     what: e.to_string(),
                 });
                 continue;
@@ -75,10 +64,25 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
         }
         for src in live_sources_of(mirror, suite, &dir, verified.release()) {
             let result = for_each_file(&src, |f| {
-                if seen.insert(path_key(f.path.as_str())) {
-                    report.pool_files += 1;
-                    let shown = f.path.to_string();
-                    check_file(&tree.join(f.path.as_path()), &f, &shown, &mut report);
+                match seen.entry(path_key(f.path.as_str())) {
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        let (size, sha256, first) = e.get();
+                        if (*size, *sha256) != (f.size, f.sha256) {
+                            report.problems.push(Problem {
+                                path: f.path.to_string(),
+                                what: format!(
+                                    "listed with different contents: {first} ({size} bytes, SHA256 {sha256}) vs {} ({} bytes, SHA256 {})",
+                                    src.display, f.size, f.sha256
+                                ),
+                            });
+                        }
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert((f.size, f.sha256, src.display.clone()));
+                        report.pool_files += 1;
+                        let shown = f.path.to_string();
+                        check_file(&tree.join(f.path.as_path()), &f, &shown, &mut report);
+                    }
                 }
                 Ok(())
             });

@@ -53,6 +53,10 @@ pub struct SyncConfig {
     pub timeout_secs: u64,
     pub max_delete: MaxDelete,
     pub by_hash_generations: usize,
+    /// Slowest average transfer rate (bytes/s) tolerated once a request has run for
+    /// `timeout_secs`: a drip-feeding upstream cannot hold a run (and its lock) for hours.
+    /// 0 disables the check.
+    pub min_rate: u64,
 }
 
 impl Default for SyncConfig {
@@ -64,6 +68,7 @@ impl Default for SyncConfig {
             timeout_secs: 60,
             max_delete: MaxDelete::Percent(10),
             by_hash_generations: 3,
+            min_rate: 1024,
         }
     }
 }
@@ -160,6 +165,9 @@ pub struct MirrorConfig {
     pub sources: bool,
     /// Which of the optional index families Release lists are mirrored.
     pub select: Selection,
+    /// Accept a Release without `Date` (then nothing guards against a rollback to an older
+    /// signed Release). Off by default.
+    pub allow_missing_date: bool,
 }
 
 /// The keys that trim a full mirror. The default is everything Release lists for the chosen
@@ -235,6 +243,8 @@ struct RawMirror {
     installer: bool,
     #[serde(default = "yes")]
     pdiffs: bool,
+    #[serde(default)]
+    allow_missing_date: bool,
 }
 
 fn yes() -> bool {
@@ -290,8 +300,27 @@ impl Config {
                 format!("must be 1..=256, got {}", sync.concurrency),
             ));
         }
-        if sync.timeout_secs == 0 {
-            return Err(invalid("sync.timeout_secs".into(), "must be > 0".into()));
+        // Upper bounds keep deadline arithmetic (now + timeout) far from overflow.
+        if sync.timeout_secs == 0 || sync.timeout_secs > 86_400 {
+            return Err(invalid(
+                "sync.timeout_secs".into(),
+                format!("must be 1..=86400 (a day), got {}", sync.timeout_secs),
+            ));
+        }
+        if sync.retry_delay_ms > 3_600_000 {
+            return Err(invalid(
+                "sync.retry_delay_ms".into(),
+                format!(
+                    "must be at most 3600000 (an hour), got {}",
+                    sync.retry_delay_ms
+                ),
+            ));
+        }
+        if sync.retries > 100 {
+            return Err(invalid(
+                "sync.retries".into(),
+                format!("must be at most 100, got {}", sync.retries),
+            ));
         }
         if sync.by_hash_generations == 0 {
             return Err(invalid(
@@ -394,6 +423,7 @@ impl Config {
                     installer: m.installer,
                     pdiffs: m.pdiffs,
                 },
+                allow_missing_date: m.allow_missing_date,
             });
         }
         Ok(Config {
@@ -485,6 +515,18 @@ keyring = "k.gpg"
             (
                 format!("{GOOD}\n[sync]\nconcurrency = 0\n"),
                 "sync.concurrency",
+            ),
+            (
+                format!("{GOOD}\n[sync]\ntimeout_secs = 18446744073709551615\n"),
+                "sync.timeout_secs",
+            ),
+            (
+                format!("{GOOD}\n[sync]\nretry_delay_ms = 18446744073709551615\n"),
+                "sync.retry_delay_ms",
+            ),
+            (
+                GOOD.replace("keyring =", "languages = [\"../x\"]\nkeyring ="),
+                "mirror[0].languages",
             ),
             (
                 format!("{GOOD}\n[sync]\nmax_delete = \"lots\"\n"),

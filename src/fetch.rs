@@ -33,6 +33,15 @@ pub enum FetchError {
     },
     #[error("{url}: {}", error_chain(.source))]
     Network { url: String, source: reqwest::Error },
+    #[error(
+        "{url}: too slow: {got} bytes in {secs} s, below the minimum rate of {min_rate} bytes/s (sync.min_rate)"
+    )]
+    TooSlow {
+        url: String,
+        got: u64,
+        secs: u64,
+        min_rate: u64,
+    },
     #[error("{url}: transfer incomplete after {got} of {expected} bytes ({reason})")]
     Truncated {
         url: String,
@@ -70,6 +79,7 @@ impl FetchError {
                     || *status == StatusCode::TOO_MANY_REQUESTS
             }
             FetchError::Network { .. }
+            | FetchError::TooSlow { .. }
             | FetchError::Truncated { .. }
             | FetchError::TooLarge { .. }
             | FetchError::HashMismatch { .. } => true,
@@ -162,6 +172,38 @@ pub struct Fetcher {
     client: reqwest::Client,
     policy: RetryPolicy,
     received: Arc<AtomicU64>,
+    pace: Pace,
+}
+
+/// The overall deadline of one request as a rate: after `grace` (the request timeout) the
+/// average rate since the request started must stay at or above `min_rate`. The idle-read
+/// timeout alone lets an upstream sending a byte a second hold a transfer for ever.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub grace: Duration,
+    pub min_rate: u64,
+}
+
+impl Pace {
+    /// Whether `got` bytes after `elapsed` is too slow to go on.
+    pub fn too_slow(&self, got: u64, elapsed: Duration) -> bool {
+        self.min_rate > 0
+            && elapsed > self.grace
+            && (got as f64) < self.min_rate as f64 * elapsed.as_secs_f64()
+    }
+
+    fn check(&self, url: &Url, got: u64, started: std::time::Instant) -> Result<(), FetchError> {
+        let elapsed = started.elapsed();
+        if self.too_slow(got, elapsed) {
+            return Err(FetchError::TooSlow {
+                url: shown(url),
+                got,
+                secs: elapsed.as_secs(),
+                min_rate: self.min_rate,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Fetcher {
@@ -190,6 +232,10 @@ impl Fetcher {
                 max_delay: Duration::from_secs(60),
             },
             received: Arc::default(),
+            pace: Pace {
+                grace: cfg.timeout(),
+                min_rate: cfg.min_rate,
+            },
         })
     }
 
@@ -226,17 +272,19 @@ impl Fetcher {
     pub async fn get_small(&self, url: &Url, max: u64) -> Result<Option<Vec<u8>>, FetchError> {
         let result = self
             .with_retries(|| async {
+                let started = std::time::Instant::now();
                 let resp = self.send(url, None).await?;
                 let mut body = Vec::new();
                 let mut stream = resp.bytes_stream();
                 while let Some(chunk) = stream.next().await {
+                    self.pace.check(url, body.len() as u64, started)?;
                     let chunk = chunk.map_err(|source| FetchError::Network {
-                        url: url.to_string(),
-                        source,
+                        url: shown(url),
+                        source: source.without_url(),
                     })?;
                     if (body.len() + chunk.len()) as u64 > max {
                         return Err(FetchError::OverLimit {
-                            url: url.to_string(),
+                            url: shown(url),
                             max,
                         });
                     }
@@ -264,14 +312,12 @@ impl Fetcher {
             req = req.header(RANGE, format!("bytes={from}-"));
         }
         let resp = req.send().await.map_err(|source| FetchError::Network {
-            url: url.to_string(),
-            source,
+            url: shown(url),
+            source: source.without_url(),
         })?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            return Err(FetchError::NotFound {
-                url: url.to_string(),
-            });
+            return Err(FetchError::NotFound { url: shown(url) });
         }
         if !status.is_success() {
             let retry_after = resp
@@ -281,7 +327,7 @@ impl Fetcher {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
             return Err(FetchError::Status {
-                url: url.to_string(),
+                url: shown(url),
                 status,
                 retry_after,
             });
@@ -324,7 +370,12 @@ impl Fetcher {
         .await
         .inspect_err(|e| {
             // A corrupt partial is useless; a truncated one is kept for the next run's resume.
-            if !matches!(e, FetchError::Truncated { .. } | FetchError::Network { .. }) {
+            if !matches!(
+                e,
+                FetchError::Truncated { .. }
+                    | FetchError::Network { .. }
+                    | FetchError::TooSlow { .. }
+            ) {
                 let _ = fs::remove_file(&tmp);
             }
         })
@@ -347,6 +398,7 @@ impl Fetcher {
         } else {
             (sha2::Sha256::new(), 0)
         };
+        let started = std::time::Instant::now();
         let resp = self.send(url, (have > 0).then_some(have)).await?;
         let resumed = have > 0
             && resp.status() == StatusCode::PARTIAL_CONTENT
@@ -367,20 +419,26 @@ impl Fetcher {
             .open(tmp)
             .map_err(io)?;
         let mut stream = resp.bytes_stream();
+        let resumed_from = have;
         while let Some(chunk) = stream.next().await {
+            if let Err(e) = self.pace.check(url, have - resumed_from, started) {
+                // Keep what arrived: the next attempt resumes after it.
+                drop(file);
+                return Err(e);
+            }
             // A body cut short (reset, early close, stall) is a truncation: say how far it got
             // and why, and keep the partial file for a resume.
             let chunk = chunk.map_err(|e| FetchError::Truncated {
-                url: url.to_string(),
+                url: shown(url),
                 got: have,
                 expected: want.size,
-                reason: error_chain(&e),
+                reason: error_chain(&e.without_url()),
             })?;
             if have + chunk.len() as u64 > want.size {
                 drop(file);
                 let _ = fs::remove_file(tmp);
                 return Err(FetchError::TooLarge {
-                    url: url.to_string(),
+                    url: shown(url),
                     expected: want.size,
                 });
             }
@@ -396,7 +454,7 @@ impl Fetcher {
         drop(file);
         if want.exact && have < want.size {
             return Err(FetchError::Truncated {
-                url: url.to_string(),
+                url: shown(url),
                 got: have,
                 expected: want.size,
                 reason: "connection closed early".into(),
@@ -406,7 +464,7 @@ impl Fetcher {
         if actual != want.sha256 {
             let _ = fs::remove_file(tmp);
             return Err(FetchError::HashMismatch {
-                url: url.to_string(),
+                url: shown(url),
                 expected: want.sha256,
                 actual,
             });
@@ -430,6 +488,18 @@ fn start_writeback(file: &File) {
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
     }
+}
+
+/// A URL as errors and logs show it: without the user name and password an upstream URL may
+/// carry (`http://user:secret@host/` → `http://***@host/`).
+pub fn shown(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut clean = url.clone();
+    let _ = clean.set_password(None);
+    let _ = clean.set_username("***");
+    clean.to_string()
 }
 
 /// An error and its causes on one line: reqwest's own message ("error decoding response
@@ -500,6 +570,29 @@ pub fn digest_reader<D: Digest>(mut r: impl Read) -> std::io::Result<(D, u64)> {
 pub fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
     let (hasher, len) = digest_reader::<sha2::Sha256>(File::open(path)?)?;
     Ok((Sha256(hasher.finalize().into()), len))
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use super::*;
+
+    #[test]
+    fn pace_allows_the_grace_period_then_wants_the_rate() {
+        let pace = Pace {
+            grace: Duration::from_secs(60),
+            min_rate: 1024,
+        };
+        let s = Duration::from_secs;
+        assert!(!pace.too_slow(0, s(59)), "within the grace period");
+        assert!(pace.too_slow(61, s(61)), "a byte a second");
+        assert!(!pace.too_slow(1024 * 120, s(100)));
+        assert!(pace.too_slow(1024 * 99, s(100)));
+        let off = Pace {
+            min_rate: 0,
+            ..pace
+        };
+        assert!(!off.too_slow(0, s(10_000)));
+    }
 }
 
 #[cfg(test)]

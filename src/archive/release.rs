@@ -114,6 +114,20 @@ impl Release {
     }
 }
 
+/// The `Valid-Until` date of a Release or InRelease, by a scan of its lines up to the
+/// signature: the cheap look the no-op path can afford.
+pub fn scan_valid_until(bytes: &[u8]) -> Option<i64> {
+    for line in bytes.split(|&b| b == b'\n') {
+        if line.starts_with(b"-----BEGIN PGP SIGNATURE") {
+            break;
+        }
+        if let Some(value) = line.strip_prefix(b"Valid-Until:") {
+            return parse_rfc2822(std::str::from_utf8(value).ok()?.trim());
+        }
+    }
+    None
+}
+
 fn parse_entry(line: &str) -> Result<FileRef, ReleaseError> {
     let bad = |reason: &str| ReleaseError::BadEntry {
         line: line.chars().take(200).collect(),

@@ -7,7 +7,7 @@
 //! count is checked against `max_delete` before the swap, so an upstream that suddenly lists
 //! nothing cannot empty the mirror.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::pool::{PathKey, for_each_listed, path_key};
@@ -36,7 +36,7 @@ pub enum Mode {
 pub fn plan(
     tree: &Path,
     mode: Mode,
-    mut new_keys: HashSet<PathKey>,
+    mut new_keys: HashMap<PathKey, u64>,
     other_live: &[ParseSource],
     max_delete: MaxDelete,
     force: bool,
@@ -51,26 +51,31 @@ pub fn plan(
             // the mirror the deletion limit is a share of.
             for src in other_live {
                 for_each_listed(tree, src, |f| {
-                    new_keys.insert(path_key(f.path.as_str()));
+                    new_keys.entry(path_key(f.path.as_str())).or_insert(0);
                     Ok(())
                 })?;
             }
             out.files = candidates
                 .into_iter()
-                .filter(|p| !new_keys.contains(&path_key(p)) && tree.join(p).exists())
+                // A path that became a directory (upstream changed its shape) is not a file
+                // to delete any more.
+                .filter(|p| {
+                    !new_keys.contains_key(&path_key(p))
+                        && std::fs::symlink_metadata(tree.join(p)).is_ok_and(|m| !m.is_dir())
+                })
                 .collect();
         }
         Mode::Walk => {
             for src in other_live {
                 for_each_listed(tree, src, |f| {
-                    new_keys.insert(path_key(f.path.as_str()));
+                    new_keys.entry(path_key(f.path.as_str())).or_insert(0);
                     Ok(())
                 })?;
             }
             walk(tree, "pool", &mut |rel, name| {
                 if is_temp_name(name) {
                     out.temps.push(rel);
-                } else if !new_keys.contains(&path_key(&rel)) {
+                } else if !new_keys.contains_key(&path_key(&rel)) {
                     out.files.push(rel);
                 }
             })?;

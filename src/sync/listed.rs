@@ -220,6 +220,7 @@ mod tests {
             keyrings: vec![],
             sources: false,
             select: crate::config::Selection::default(),
+            allow_missing_date: false,
         };
         let mut r = r.clone();
         r.files.push(FileRef {

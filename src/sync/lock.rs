@@ -23,6 +23,12 @@ pub fn lock_name(hostname: &str) -> String {
     format!("Archive-Update-in-Progress-{hostname}")
 }
 
+/// ftpsync's flag files at the top of a tree (`Archive-Update-in-Progress-*`,
+/// `Archive-Update-Required-*`): ours to write, never an upstream file's name.
+pub fn is_flag_name(name: &str) -> bool {
+    name.starts_with("Archive-Update-")
+}
+
 impl RunLock {
     pub fn acquire(tree: &Path, hostname: &str) -> Result<RunLock, SyncError> {
         let path = tree.join(lock_name(hostname));

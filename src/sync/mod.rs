@@ -52,6 +52,10 @@ pub enum SyncError {
     Verify(#[from] VerifyError),
     #[error("{url}: upstream has neither InRelease nor Release + Release.gpg")]
     NoRelease { url: String },
+    #[error(
+        "{what}: has no Date, so a rollback to an older Release cannot be detected (set allow_missing_date = true to accept it)"
+    )]
+    NoDate { what: String },
     #[error("{what}: expired: Valid-Until {valid_until} is in the past")]
     Expired { what: String, valid_until: String },
     #[error(
@@ -81,6 +85,10 @@ pub enum SyncError {
         limit: u64,
         max_delete: MaxDelete,
     },
+    #[error("a pool worker panicked; the new indices were not published: {0}")]
+    WorkerPanicked(String),
+    #[error("{path}: listed with different contents: {listings}")]
+    Conflict { path: String, listings: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -105,6 +113,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Replaces a small file atomically (temp + rename) without waiting for the disk: readers
+/// see the old or the new bytes, and a crash may keep the old ones.
+pub(crate) fn write_replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = crate::fetch::temp_path(path);
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
@@ -147,6 +163,11 @@ impl Ctx<'_> {
     /// Upstream URL of a path relative to the archive root; each segment is percent-encoded.
     pub fn url(&self, rel: &str) -> Url {
         join_url(&self.mirror.upstream, rel)
+    }
+
+    /// [`Ctx::url`] as errors and logs show it: credentials redacted.
+    pub fn shown(&self, rel: &str) -> String {
+        crate::fetch::shown(&self.url(rel))
     }
 }
 
@@ -218,12 +239,35 @@ pub async fn sync_mirror(
     }
     let (unchanged, changed): (Vec<_>, Vec<_>) =
         upstream.into_iter().partition(|u| u.matches_live(&tree));
+    // A byte-identical Release is not news: one whose Valid-Until has passed means upstream
+    // stopped updating (a freeze attack looks exactly like this), which clients will refuse.
+    for u in &unchanged {
+        if let Some(until) = u.valid_until()
+            && until < ctx.now
+        {
+            let e = SyncError::Expired {
+                what: ctx.shown(&format!("dists/{}/Release", u.suite)),
+                valid_until: crate::archive::date::format_rfc2822(until),
+            };
+            record_failure(&tree, &mut state, &e);
+            return Err(e);
+        }
+    }
     let mut report = SyncReport {
         mirror: mirror.name.clone(),
         ..SyncReport::default()
     };
     if changed.is_empty() && state.last_result == RunResult::Ok && !opts.full {
         report.noop = true;
+        // A healthy idle mirror is a fresh one: last success and our trace say so. Neither
+        // needs to survive a crash (the next run writes them again), so no fsync here.
+        state.last_success = Some(ctx.now);
+        state.last_attempt = Some(ctx.now);
+        state
+            .save_quick(&tree)
+            .map_err(io_err(&state::state_path(&tree)))?;
+        let info = trace_info(&ctx, &host, &state, &report, now_unix());
+        trace::write_own(&tree, &info, false).map_err(io_err(&tree.join("project/trace")))?;
         report.elapsed_ms = clock.elapsed().as_millis();
         tracing::info!("{}: upstream unchanged, nothing to do", mirror.name);
         return Ok(report);
@@ -255,60 +299,23 @@ pub async fn sync_mirror(
     }
     report.bytes_received = ctx.fetcher.bytes_received();
     report.elapsed_ms = clock.elapsed().as_millis();
+    if let Err(e) = result {
+        record_failure(&tree, &mut state, &e);
+        return Err(e);
+    }
     // Upstream's traces after the run: they describe the archive state just mirrored.
-    let traces = if result.is_ok() {
-        trace::UpstreamTraces::fetch(&ctx, &host).await
-    } else {
-        trace::UpstreamTraces::default()
-    };
+    let traces = trace::UpstreamTraces::fetch(&ctx, &host).await;
     if let Some(serial) = traces.archive_serial() {
         state.archive_serial = Some(serial);
     }
-    match result {
-        Ok(()) => {
-            state.last_result = RunResult::Ok;
-            state.last_success = Some(now_unix());
-            state.last_error = None;
-        }
-        Err(e) => {
-            state.last_result = RunResult::Failed;
-            state.last_error = Some(e.to_string());
-            if let Err(save) = state.save(&tree) {
-                tracing::warn!("cannot record the failure in the state file: {save}");
-            }
-            return Err(e);
-        }
-    }
+    state.last_result = RunResult::Ok;
+    state.last_success = Some(now_unix());
+    state.last_error = None;
     state
         .save(&tree)
         .map_err(io_err(&state::state_path(&tree)))?;
-    let finished = now_unix();
-    let suites = mirror.suites.clone();
-    let mut archs = mirror.architectures.clone();
-    if !archs.iter().any(|a| a == "all") {
-        archs.push("all".into());
-    }
-    if mirror.sources {
-        archs.push("source".into());
-    }
-    let upstream_host = mirror.upstream.host_str().unwrap_or("unknown").to_string();
-    trace::write(
-        &tree,
-        &traces,
-        &trace::TraceInfo {
-            hostname: &host,
-            started: ctx.now,
-            finished,
-            serial: state.archive_serial.as_deref().unwrap_or(""),
-            architectures: &archs,
-            suites: &suites,
-            upstream: &upstream_host,
-            bytes_received: report.bytes_received,
-            stage1_secs: (report.stage1_ms / 1000) as u64,
-            stage2_secs: (report.stage2_ms / 1000) as u64,
-        },
-    )
-    .map_err(io_err(&tree.join("project/trace")))?;
+    let info = trace_info(&ctx, &host, &state, &report, now_unix());
+    trace::write(&tree, &traces, &info).map_err(io_err(&tree.join("project/trace")))?;
     tracing::info!(
         "{}: done in {} ms: {} suite(s) updated, {} pool files fetched, {} deleted, {} bytes",
         mirror.name,
@@ -319,6 +326,45 @@ pub async fn sync_mirror(
         report.bytes_received
     );
     Ok(report)
+}
+
+/// Marks the run failed in the state file (best effort: the error is what matters).
+fn record_failure(tree: &Path, state: &mut State, e: &SyncError) {
+    state.last_result = RunResult::Failed;
+    state.last_error = Some(e.to_string());
+    if let Err(save) = state.save(tree) {
+        tracing::warn!("cannot record the failure in the state file: {save}");
+    }
+}
+
+/// What our trace file says about this run.
+fn trace_info<'a>(
+    ctx: &'a Ctx<'_>,
+    host: &'a str,
+    state: &'a State,
+    report: &SyncReport,
+    finished: i64,
+) -> trace::TraceInfo<'a> {
+    let mirror = ctx.mirror;
+    let mut archs = mirror.architectures.clone();
+    if !archs.iter().any(|a| a == "all") {
+        archs.push("all".into());
+    }
+    if mirror.sources {
+        archs.push("source".into());
+    }
+    trace::TraceInfo {
+        hostname: host,
+        started: ctx.now,
+        finished,
+        serial: state.archive_serial.as_deref().unwrap_or(""),
+        architectures: archs,
+        suites: &mirror.suites,
+        upstream: mirror.upstream.host_str().unwrap_or("unknown"),
+        bytes_received: report.bytes_received,
+        stage1_secs: (report.stage1_ms / 1000) as u64,
+        stage2_secs: (report.stage2_ms / 1000) as u64,
+    }
 }
 
 async fn run(
@@ -373,7 +419,7 @@ async fn run(
     }
     let phase = Instant::now();
     tracing::debug!("stage: {} suite(s) staged", staged.len());
-    let mut outcome = pool::sync_pool(ctx, old_sources, new_sources).await?;
+    let mut outcome = pool::sync_pool(ctx, old_sources, new_sources, other_live.clone()).await?;
     tracing::debug!(
         "pool: {} listed, {} fetched in {:?}",
         outcome.listed_files,
@@ -460,7 +506,7 @@ async fn run(
 
     swap::publish_aliases(&ctx.tree, &wanted_aliases(ctx.mirror, state))?;
     for (waiting, dest) in &outcome.deferred {
-        std::fs::rename(waiting, dest).map_err(io_err(dest))?;
+        pool::replace_after_swap(&ctx.tree, waiting, dest).map_err(io_err(dest))?;
     }
     state.pending = None;
     let phase = Instant::now();
@@ -526,7 +572,7 @@ fn finish_pending(tree: &Path, state: &mut State) -> Result<(), SyncError> {
     for (waiting, dest) in &pending.renames {
         let (waiting, dest) = (tree.join(waiting), tree.join(dest));
         let result = if swapped {
-            std::fs::rename(&waiting, &dest)
+            pool::replace_after_swap(tree, &waiting, &dest)
         } else {
             std::fs::remove_file(&waiting)
         };

@@ -405,6 +405,7 @@ mod tests {
             keyrings: vec![],
             sources,
             select: Selection::default(),
+            allow_missing_date: false,
         }
     }
 

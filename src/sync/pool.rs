@@ -47,8 +47,8 @@ fn content_tag(f: &FileRef) -> u64 {
 /// What the planning pass learnt, for cleanup.
 #[derive(Default)]
 pub struct PoolOutcome {
-    /// Every path the changed new indices reference.
-    pub new_keys: HashSet<PathKey>,
+    /// Every path the changed new indices reference, with its content tag.
+    pub new_keys: HashMap<PathKey, u64>,
     /// Paths the old versions of changed indices referenced and the new ones do not.
     pub unreferenced: Vec<String>,
     pub listed_files: u64,
@@ -134,10 +134,11 @@ pub async fn sync_pool(
     ctx: &Ctx<'_>,
     old: Vec<ParseSource>,
     new: Vec<ParseSource>,
+    unchanged: Vec<ParseSource>,
 ) -> Result<PoolOutcome, SyncError> {
     let (tx, rx) = mpsc::channel::<FileRef>(512);
     let tree = ctx.tree.clone();
-    let planner = tokio::task::spawn_blocking(move || plan_pool(&tree, &old, &new, tx));
+    let planner = tokio::task::spawn_blocking(move || plan_pool(&tree, &old, &new, &unchanged, tx));
 
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let failures: Arc<Mutex<Vec<FetchError>>> = Arc::default();
@@ -160,36 +161,41 @@ pub async fn sync_pool(
             loop {
                 let next = rx.lock().await.recv().await;
                 let Some(file) = next else { break };
-                if let Err(e) = fetch_one(&wctx, &file, &counts).await
-                    && let Ok(mut f) = failures.lock()
-                {
-                    f.push(e);
+                if let Err(e) = fetch_one(&wctx, &file, &counts).await {
+                    locked(&failures).push(e);
                 }
             }
         });
     }
-    while workers.join_next().await.is_some() {}
+    // A worker that panicked may have dropped a file: the run must not reach the swap.
+    let mut panics = Vec::new();
+    while let Some(joined) = workers.join_next().await {
+        if let Err(e) = joined {
+            panics.push(e.to_string());
+        }
+    }
 
     let mut outcome = match planner.await {
         Ok(r) => r?,
         Err(e) => return Err(SyncError::Internal(format!("pool planner panicked: {e}"))),
     };
-    let failures = std::mem::take(
-        &mut *failures
-            .lock()
-            .map_err(|_| SyncError::Internal("poisoned".into()))?,
-    );
+    if !panics.is_empty() {
+        return Err(SyncError::WorkerPanicked(panics.join("; ")));
+    }
+    let failures = std::mem::take(&mut *locked(&failures));
     if !failures.is_empty() {
         return Err(SyncError::Pool(failures));
     }
-    outcome.deferred = worker_ctx
-        .deferred
-        .lock()
-        .map(|mut d| std::mem::take(&mut *d))
-        .unwrap_or_default();
+    outcome.deferred = std::mem::take(&mut *locked(&worker_ctx.deferred));
     outcome.fetched_files = counts.fetched.load(std::sync::atomic::Ordering::Relaxed);
     outcome.checked_local = counts.local.load(std::sync::atomic::Ordering::Relaxed);
     Ok(outcome)
+}
+
+/// A mutex's data even after a panic elsewhere poisoned it: a failure or a deferred rename
+/// must never be dropped on the way to the swap decision.
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Default)]
@@ -204,8 +210,18 @@ fn plan_pool(
     tree: &Path,
     old: &[ParseSource],
     new: &[ParseSource],
+    unchanged: &[ParseSource],
     tx: mpsc::Sender<FileRef>,
 ) -> Result<PoolOutcome, SyncError> {
+    // What the unchanged suites list, to catch a path two suites list with different bytes.
+    let mut unchanged_table: Vec<(PathKey, u64)> = Vec::new();
+    for src in unchanged {
+        for_each_listed(tree, src, |f| {
+            unchanged_table.push((path_key(f.path.as_str()), content_tag(&f)));
+            Ok(())
+        })?;
+    }
+    unchanged_table.sort_unstable_by_key(|e| e.0);
     // The live generation as a sorted (key, tag) table: 24 bytes a file, no hash-table slack.
     let mut old_table: Vec<(PathKey, u64)> = Vec::new();
     for src in old {
@@ -219,22 +235,39 @@ fn plan_pool(
     let mut referenced = vec![false; old_table.len()];
 
     let mut outcome = PoolOutcome {
-        new_keys: HashSet::with_capacity(old_table.len()),
+        new_keys: HashMap::with_capacity(old_table.len()),
         ..PoolOutcome::default()
     };
     for src in new {
         for_each_listed(tree, src, |f| {
             let key = path_key(f.path.as_str());
-            if !outcome.new_keys.insert(key) {
-                return Ok(());
+            let tag = content_tag(&f);
+            // Listed twice (another index of this run, or an unchanged suite): the same
+            // bytes, or two suites whose clients cannot both be right.
+            match outcome.new_keys.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) if *e.get() == tag => {
+                    return Ok(());
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    return Err(conflict(tree, &f, new, unchanged));
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(tag);
+                }
             }
-            // The pool must not reach into the trees the swap replaces or the trace.
+            if let Ok(i) = unchanged_table.binary_search_by_key(&key, |e| e.0)
+                && unchanged_table[i].1 != tag
+            {
+                return Err(conflict(tree, &f, new, unchanged));
+            }
+            // The pool must not reach into the trees the swap replaces, the trace, or our
+            // flag files (the run lock). Hidden names never get this far (ArchivePath).
             let first = f.path.as_str().split('/').next().unwrap_or("");
-            if matches!(first, "dists" | "project") {
+            if matches!(first, "dists" | "project") || super::lock::is_flag_name(first) {
                 return Err(SyncError::Index {
                     file: src.display.clone(),
                     detail: format!(
-                        "package file {} lies under {first}/, which debsync manages itself",
+                        "package file {} lies under {first}, which debsync manages itself",
                         f.path
                     ),
                 });
@@ -272,6 +305,28 @@ fn plan_pool(
     Ok(outcome)
 }
 
+/// The error for a pool path listed with different contents: names both indices (found again
+/// by a second look, since the first pass keeps no paths).
+fn conflict(tree: &Path, f: &FileRef, new: &[ParseSource], unchanged: &[ParseSource]) -> SyncError {
+    let mut listings: Vec<String> = Vec::new();
+    for src in new.iter().chain(unchanged) {
+        let _ = for_each_listed(tree, src, |g| {
+            if g.path == f.path {
+                listings.push(format!(
+                    "{} ({} bytes, SHA256 {})",
+                    src.display, g.size, g.sha256
+                ));
+            }
+            Ok(())
+        });
+    }
+    listings.dedup();
+    SyncError::Conflict {
+        path: f.path.to_string(),
+        listings: listings.join(" vs "),
+    }
+}
+
 /// What a spawned worker needs of the run (owned, so workers can be tasks of their own).
 struct WorkerCtx {
     tree: std::path::PathBuf,
@@ -298,7 +353,13 @@ impl DirCache {
         }
         let created = match std::fs::create_dir(tree.join(rel)) {
             Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !tree.join(rel).is_dir() {
+                    // A file the live generation may still list: see `fetch_one`.
+                    return Err(std::io::Error::from(std::io::ErrorKind::NotADirectory));
+                }
+                false
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some((parent, _)) = rel.rsplit_once('/') {
                     self.ensure(tree, parent)?;
@@ -329,13 +390,33 @@ async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(
     let want = Expected::new(file.size, file.sha256);
     let fresh_dir = match file.path.parent() {
         "" => false,
-        parent => ctx
-            .dirs
-            .ensure(&ctx.tree, parent)
-            .map_err(|source| FetchError::Io {
-                path: ctx.tree.join(parent),
-                source,
-            })?,
+        parent => match ctx.dirs.ensure(&ctx.tree, parent) {
+            Ok(created) => created,
+            // Upstream turned a file into a directory: the file stays until the swap (the
+            // live indices name it), so the new file waits in the state directory.
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                let waiting = waiting_path(&ctx.tree, file.path.as_str());
+                if let Some(parent) = waiting.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| FetchError::Io {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+                }
+                locked(&ctx.deferred).push((waiting.clone(), dest));
+                let url = ctx.url(file.path.as_str());
+                ctx.fetcher.download(&url, &waiting, want).await?;
+                counts
+                    .fetched
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(source) => {
+                return Err(FetchError::Io {
+                    path: ctx.tree.join(parent),
+                    source,
+                });
+            }
+        },
     };
     // A file already there (an interrupted earlier run, or a re-added package) is kept when
     // its bytes are right: hashing locally beats downloading. In a directory this run
@@ -351,9 +432,7 @@ async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(
         // Different bytes under a name the live indices may still list: the new file waits
         // beside it and replaces it only after the swap, so a failed run changes nothing.
         target = deferred_path(&dest);
-        if let Ok(mut d) = ctx.deferred.lock() {
-            d.push((target.clone(), dest.clone()));
-        }
+        locked(&ctx.deferred).push((target.clone(), dest.clone()));
     }
     let url = ctx.url(file.path.as_str());
     if fresh_dir {
@@ -365,6 +444,42 @@ async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(
         .fetched
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// `.debsync/waiting/<sha256 of the path>`: a new file whose directory is still a file the
+/// live generation names.
+fn waiting_path(tree: &Path, rel: &str) -> std::path::PathBuf {
+    super::state::state_dir(tree)
+        .join("waiting")
+        .join(crate::archive::Sha256::digest(rel.as_bytes()).to_hex())
+}
+
+/// Puts a file that waited for the swap in place. Upstream may have changed the path's shape
+/// meanwhile: a directory where the file goes (its files are listed by no live index now) or
+/// a file where one of its directories goes is removed first.
+pub fn replace_after_swap(tree: &Path, waiting: &Path, dest: &Path) -> std::io::Result<()> {
+    if let Ok(rel) = dest.strip_prefix(tree) {
+        let mut at = tree.to_path_buf();
+        let parents: Vec<_> = rel.components().collect();
+        for c in parents.iter().take(parents.len().saturating_sub(1)) {
+            at.push(c);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if !m.is_dir() => std::fs::remove_file(&at)?,
+                _ => {}
+            }
+        }
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::rename(waiting, dest) {
+        Err(e) if dest.is_dir() && !dest.is_symlink() => {
+            tracing::debug!("{}: replacing a directory: {e}", dest.display());
+            std::fs::remove_dir_all(dest)?;
+            std::fs::rename(waiting, dest)
+        }
+        other => other,
+    }
 }
 
 /// `dir/.name.debsync-next`: a replacement waiting for the swap.

@@ -44,7 +44,7 @@ impl UpstreamRelease {
         let (inrelease, release, release_gpg) = (inrelease?, release?, release_gpg?);
         if inrelease.is_none() && (release.is_none() || release_gpg.is_none()) {
             return Err(SyncError::NoRelease {
-                url: ctx.url(&format!("{dists}/")).to_string(),
+                url: ctx.shown(&format!("{dists}/")),
             });
         }
         Ok(UpstreamRelease {
@@ -53,6 +53,13 @@ impl UpstreamRelease {
             release,
             release_gpg,
         })
+    }
+
+    /// `Valid-Until` of the signed text, read without verifying: only for a Release already
+    /// known to be byte-identical to the live (verified) one.
+    pub fn valid_until(&self) -> Option<i64> {
+        let bytes = self.inrelease.as_ref().or(self.release.as_ref())?;
+        crate::archive::release::scan_valid_until(bytes)
     }
 
     /// Byte-identical to what is live: the no-op test. No parsing, no signature check: the
@@ -74,7 +81,7 @@ impl UpstreamRelease {
             return Ok(verify_inrelease(
                 bytes,
                 keyring,
-                ctx.url(&format!("{dists}/InRelease")).as_str(),
+                &ctx.shown(&format!("{dists}/InRelease")),
             )?);
         }
         match (&self.release, &self.release_gpg) {
@@ -82,10 +89,10 @@ impl UpstreamRelease {
                 r,
                 sig,
                 keyring,
-                ctx.url(&format!("{dists}/Release")).as_str(),
+                ctx.shown(&format!("{dists}/Release")).as_str(),
             )?),
             _ => Err(SyncError::NoRelease {
-                url: ctx.url(&format!("{dists}/")).to_string(),
+                url: ctx.shown(&format!("{dists}/")),
             }),
         }
     }
@@ -134,7 +141,7 @@ pub async fn stage_suite(
     let suite = &up.suite;
     let verified = up.verify(keyring, ctx)?;
     let release = verified.release();
-    let what = ctx.url(&format!("dists/{suite}/Release")).to_string();
+    let what = ctx.shown(&format!("dists/{suite}/Release"));
     if let Some(until) = release.valid_until
         && until < ctx.now
     {
@@ -142,6 +149,9 @@ pub async fn stage_suite(
             what,
             valid_until: crate::archive::date::format_rfc2822(until),
         });
+    }
+    if release.date.is_none() && !ctx.mirror.allow_missing_date {
+        return Err(SyncError::NoDate { what });
     }
     let live_dir = ctx.tree.join("dists").join(suite);
     let old = live_release(&live_dir, keyring);
@@ -211,7 +221,7 @@ pub async fn stage_suite(
             .iter()
             .any(|v| present_paths.contains(v.path.as_str()))
         {
-            let url = ctx.url(&format!("dists/{suite}/{}", g.base)).to_string();
+            let url = ctx.shown(&format!("dists/{suite}/{}", g.base));
             if g.required {
                 return Err(SyncError::MissingIndex { what: url });
             }
@@ -311,22 +321,36 @@ async fn upstream_aliases(
 /// The live generation's Release, re-verified: a keyring change since then means it is no
 /// longer trusted and the run behaves as a first run for this suite.
 fn live_release(live_dir: &Path, keyring: &Keyring) -> Option<Release> {
-    let what = live_dir.join("InRelease");
-    if let Ok(bytes) = std::fs::read(&what) {
-        return verify_inrelease(&bytes, keyring, &what.to_string_lossy())
-            .ok()
-            .map(|v| v.release().clone());
+    read_live_release(live_dir, keyring)
+        .ok()
+        .map(|v| v.release().clone())
+}
+
+/// Reads and verifies a live generation's signed Release: InRelease, or Release +
+/// Release.gpg where upstream publishes no InRelease. The one way sync and `verify` read it.
+pub fn read_live_release(live_dir: &Path, keyring: &Keyring) -> Result<VerifiedRelease, SyncError> {
+    let inrelease = live_dir.join("InRelease");
+    match std::fs::read(&inrelease) {
+        Ok(bytes) => {
+            return Ok(verify_inrelease(
+                &bytes,
+                keyring,
+                &inrelease.to_string_lossy(),
+            )?);
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&inrelease)(e)),
+        Err(_) => {}
     }
-    let r = std::fs::read(live_dir.join("Release")).ok()?;
-    let sig = std::fs::read(live_dir.join("Release.gpg")).ok()?;
-    verify_detached(
+    let release = live_dir.join("Release");
+    let signature = live_dir.join("Release.gpg");
+    let r = std::fs::read(&release).map_err(io_err(&release))?;
+    let sig = std::fs::read(&signature).map_err(io_err(&signature))?;
+    Ok(verify_detached(
         &r,
         &sig,
         keyring,
-        &live_dir.join("Release").to_string_lossy(),
-    )
-    .ok()
-    .map(|v| v.release().clone())
+        &release.to_string_lossy(),
+    )?)
 }
 
 fn parse_source(
@@ -514,7 +538,7 @@ fn write_release_files(
         write("InRelease", b)?;
     }
     if let (Some(r), Some(sig)) = (&up.release, &up.release_gpg) {
-        let what = ctx.url(&format!("dists/{}/Release", up.suite)).to_string();
+        let what = ctx.shown(&format!("dists/{}/Release", up.suite));
         let detached = verify_detached(r, sig, keyring, &what);
         let agrees = match (&detached, &up.inrelease) {
             (Ok(d), Some(inrel)) => {

@@ -77,6 +77,14 @@ impl State {
         }
     }
 
+    /// [`State::save`] without the fsync: for the no-op run's timestamps.
+    pub fn save_quick(&self, tree: &Path) -> std::io::Result<()> {
+        let mut state = self.clone();
+        state.version = 1;
+        let bytes = serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?;
+        super::write_replace(&state_path(tree), &bytes)
+    }
+
     pub fn save(&self, tree: &Path) -> std::io::Result<()> {
         let path = state_path(tree);
         std::fs::create_dir_all(state_dir(tree))?;

@@ -19,7 +19,7 @@ pub struct TraceInfo<'a> {
     pub started: i64,
     pub finished: i64,
     pub serial: &'a str,
-    pub architectures: &'a [String],
+    pub architectures: Vec<String>,
     pub suites: &'a [String],
     pub upstream: &'a str,
     pub bytes_received: u64,
@@ -85,7 +85,7 @@ async fn get(ctx: &Ctx<'_>, name: &str) -> Option<Vec<u8>> {
     match ctx.fetcher.get_small(&url, MAX_TRACE).await {
         Ok(found) => found,
         Err(e) => {
-            tracing::warn!("{url}: skipped: {e}");
+            tracing::warn!("{}: skipped: {e}", crate::fetch::shown(&url));
             None
         }
     }
@@ -164,7 +164,7 @@ pub fn write(tree: &Path, upstream: &UpstreamTraces, t: &TraceInfo<'_>) -> std::
             super::write_atomic(&dir.join(name), bytes)?;
         }
     }
-    super::write_atomic(&dir.join(t.hostname), render(t).as_bytes())?;
+    write_own(tree, t, true)?;
     let hierarchy = hierarchy(upstream.get_file("_hierarchy"), t);
     super::write_atomic(&dir.join("_hierarchy"), hierarchy.as_bytes())?;
     super::write_atomic(&dir.join("_hierarchy.mirror"), hierarchy.as_bytes())?;
@@ -175,6 +175,19 @@ pub fn write(tree: &Path, upstream: &UpstreamTraces, t: &TraceInfo<'_>) -> std::
     traces.retain(|n| n != t.hostname);
     traces.push(t.hostname.to_string());
     super::write_atomic(&dir.join("_traces"), (traces.join("\n") + "\n").as_bytes())
+}
+
+/// Writes our own trace file; `durable` adds an fsync (a no-op run skips it: the next run
+/// writes the file again, and an idle run must stay cheap).
+pub fn write_own(tree: &Path, t: &TraceInfo<'_>, durable: bool) -> std::io::Result<()> {
+    let dir = tree.join("project/trace");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(t.hostname);
+    if durable {
+        super::write_atomic(&path, render(t).as_bytes())
+    } else {
+        super::write_replace(&path, render(t).as_bytes())
+    }
 }
 
 /// Upstream's hierarchy plus our hop: `<trace file> <mirror name> <host> <upstream>`.
@@ -203,7 +216,7 @@ mod tests {
             started: 1686387276,
             finished: 1686387286,
             serial: "2023061001",
-            architectures: &archs,
+            architectures: archs.clone(),
             suites: &suites,
             upstream: "deb.debian.org",
             bytes_received: 1000,
@@ -254,7 +267,7 @@ mod tests {
             started: 0,
             finished: 1,
             serial: "2017091804",
-            architectures: &archs,
+            architectures: archs.clone(),
             suites: &archs,
             upstream: "hub.example",
             bytes_received: 0,
