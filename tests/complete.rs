@@ -9,7 +9,8 @@
 //!   `cargo test --test complete mirror -- --ignored`.
 //!
 //! Here: deb.debian.org's shape and one case per client set-up. `layouts`: suite aliases, the
-//! security and Ubuntu layouts, pdiffs, traces. `kit`: the shapes themselves, without apt.
+//! security and Ubuntu layouts, pdiffs, traces. `tree`: the mirror's tree and the config
+//! knobs. `kit`: the shapes themselves, without apt.
 
 mod common;
 
@@ -424,3 +425,5 @@ client_case!(installer, debian, DEBIAN_TOML, installer);
 mod kit;
 #[path = "complete/layouts.rs"]
 mod layouts;
+#[path = "complete/tree.rs"]
+mod tree;

@@ -174,6 +174,30 @@ mod pdiffs {
         assert_pdiff_used(&up.client("control", &url), &apt, &out);
     }
 
+    /// A mirror with `pdiffs = false` serves the signed Release that lists
+    /// `Packages.diff/Index` but not the Index: apt falls back to the full Packages, cleanly,
+    /// with one `Ign:` for the Index (so `pdiffs = false` is the one knob that adds an `Ign:`).
+    #[test]
+    fn missing_index_falls_back_to_the_full_index() {
+        let mut up = pdiff_archive();
+        let url = up.upstream.base_url();
+        let apt = pdiff_client(&up.client("control", &url));
+        next_generation(&mut up);
+        let dir = up
+            .archive
+            .path("dists/stable/main/binary-amd64/Packages.diff");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let out = apt.update();
+        eprintln!("{}\n{:#?}", out.stdout, out.requested_paths());
+        out.assert_clean();
+        assert_listed(
+            &up.client("control", &url),
+            &apt,
+            "stable",
+            "main/binary-amd64/Packages",
+        );
+    }
+
     #[test]
     #[ignore = "needs the complete-mirror engine"]
     fn mirror() {
