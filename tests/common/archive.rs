@@ -10,16 +10,19 @@
 //! files are kept (like a real archive keeps by-hash generations).
 //!
 //! Knobs for bad archives live on [`Suite`] and [`Package`]; byte-level damage after signing is
-//! done with [`TestArchive::corrupt`], [`TestArchive::tamper_inrelease`] and friends.
+//! done with [`TestArchive::corrupt`], [`TestArchive::tamper_inrelease`] and friends. Real
+//! archive shapes (Translation, Contents, DEP-11, installer, pdiffs, aliases, the security and
+//! Ubuntu layouts) are [`Suite::shape`], see [`super::shapes`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use super::key::TestKey;
+pub use super::pdiffs::PdiffLog;
 pub use super::render::{
     gzip, pool_prefix, rfc2822, rfc2822_from_now, version_in_filename, walk_files, xz,
 };
@@ -27,7 +30,7 @@ use super::render::{
     is_safe_relative, package_stanza, sha1_hex, source_stanza, write_file, write_if_changed,
 };
 use super::shapes::{Listing, add_shaped, udebs, write_traces};
-pub use super::shapes::{PdiffLog, ReleaseHashes, Shape};
+pub use super::shapes::{ReleaseHashes, Shape};
 
 /// One binary package (`.deb`) of a suite.
 #[derive(Clone, Debug)]
@@ -434,7 +437,7 @@ fn build_suite(root: &Path, suite: &Suite, key: &TestKey, pdiffs: &mut PdiffLog)
                 }
             }
             let base = format!("{component}/binary-{arch}/Packages");
-            out.add_index(&base, text.into_bytes(), &["gz", "xz"]);
+            out.add_index(&base, text.into_bytes(), suite.shape.index_compressions());
         }
         if suite.with_sources {
             let mut text = String::new();
@@ -443,7 +446,7 @@ fn build_suite(root: &Path, suite: &Suite, key: &TestKey, pdiffs: &mut PdiffLog)
                 text.push('\n');
             }
             let base = format!("{component}/source/Sources");
-            out.add_index(&base, text.into_bytes(), &["gz", "xz"]);
+            out.add_index(&base, text.into_bytes(), suite.shape.index_compressions());
         }
     }
     add_shaped(suite, &mut out);

@@ -5,8 +5,8 @@
 //! - [`archive`]: [`TestArchive`], a real signed Debian archive in a directory, with knobs for
 //!   every kind of broken archive and in-place rebuilds for "upstream changed" tests.
 //! - [`shapes`]: real archive shapes on a [`Suite`] (Translation, Contents, DEP-11, cnf, udebs,
-//!   installer, pdiffs, suite aliases, Debian security and Ubuntu layouts); [`render`]: the
-//!   formats and file helpers behind both.
+//!   installer, pdiffs, suite aliases, Debian security and Ubuntu layouts); [`pdiffs`]: dak's
+//!   pdiffs across rebuilds; [`render`]: the formats and file helpers behind them.
 //! - [`upstream`]: [`Upstream`], an HTTP server over a directory on `127.0.0.1:0` with run-time
 //!   fault injection and a request log.
 //! - [`apt`]: [`Apt`], the real `apt-get update`/`download` with a fully private configuration.
@@ -32,6 +32,7 @@
 pub mod apt;
 pub mod archive;
 pub mod key;
+pub mod pdiffs;
 pub mod render;
 pub mod shapes;
 pub mod upstream;

@@ -19,10 +19,10 @@
 //! `write_uncompressed`): apt skips a target whose uncompressed name Release does not list.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use md5::Md5;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use super::archive::{FileInfo, Package, Suite};
 use super::render::*;
@@ -64,6 +64,18 @@ pub struct Shape {
     pub hashes: ReleaseHashes,
 }
 
+impl Shape {
+    /// Compressions of `Packages`/`Sources`: `.xz` only on security.debian.org, else `.gz` and
+    /// `.xz`.
+    pub fn index_compressions(&self) -> &'static [&'static str] {
+        if self.security_layout {
+            &["xz"]
+        } else {
+            &["gz", "xz"]
+        }
+    }
+}
+
 impl Suite {
     /// Every index deb.debian.org lists for a suite (plus `cnf/`): Translation-en/de,
     /// Contents, DEP-11, cnf, udebs, an installer (`20230607`, `20230607+deb12u5`, current),
@@ -98,7 +110,8 @@ impl Suite {
     }
 
     /// security.debian.org: `Components: updates/main`, files under `main/`, SHA256 only,
-    /// Translation-en, (empty) Contents, by-hash, per-directory Release files.
+    /// `Packages`/`Sources` as `.xz` only, Translation-en, Contents, by-hash, per-directory
+    /// Release files.
     pub fn debian_security_layout(&mut self) -> &mut Suite {
         self.origin = "Debian".into();
         self.label = "Debian-Security".into();
@@ -112,7 +125,7 @@ impl Suite {
     }
 
     /// archive.ubuntu.com: MD5Sum/SHA1/SHA256, no Valid-Until, suite-level
-    /// `Contents-<arch>.gz`, Translation-en, DEP-11, cnf, udebs, by-hash.
+    /// `Contents-<arch>.gz`, Translation-en and `i18n/Index`, DEP-11, cnf, udebs, by-hash.
     pub fn ubuntu_layout(&mut self) -> &mut Suite {
         self.origin = "Ubuntu".into();
         self.label = "Ubuntu".into();
@@ -227,14 +240,16 @@ pub(crate) fn add_shaped(suite: &Suite, out: &mut Listing) {
     let udebs = udebs(suite);
     for component in &suite.components {
         let c = component.as_str();
+        let mut i18n_index = String::new();
         for lang in &shape.translations {
             let mut text = String::new();
             for p in suite.packages.iter().filter(|p| p.component == c) {
                 let desc = format!("test package {}\n", p.name);
                 let md5 = hex::encode(Md5::digest(desc.as_bytes()));
+                let n = &p.name;
                 text.push_str(&format!(
-                    "Package: {}\nDescription-md5: {md5}\nDescription-{lang}: {desc} ({lang})\n\n",
-                    p.name
+                    "Package: {n}\nDescription-md5: {md5}\n\
+                     Description-{lang}: test package {n} ({lang})\n {n}, translated.\n\n"
                 ));
             }
             let exts: &[&str] = if lang == "en" || shape.ubuntu {
@@ -242,7 +257,20 @@ pub(crate) fn add_shaped(suite: &Suite, out: &mut Listing) {
             } else {
                 &["bz2"]
             };
-            out.add_index(&format!("{c}/i18n/Translation-{lang}"), text.into(), exts);
+            let base = format!("{c}/i18n/Translation-{lang}");
+            i18n_index.push_str(&format!(
+                " {} {:>8} Translation-{lang}\n",
+                sha1_hex(text.as_bytes()),
+                text.len()
+            ));
+            out.add_index(&base, text.into(), exts);
+        }
+        if shape.ubuntu && !shape.translations.is_empty() {
+            // Ubuntu still lists the old `i18n/Index` (SHA1 of each Translation file).
+            out.listed.insert(
+                format!("{c}/i18n/Index"),
+                format!("SHA1:\n{i18n_index}").into(),
+            );
         }
         for arch in &archs {
             let a = arch.as_str();
@@ -418,139 +446,6 @@ fn installer(suite: &Suite, out: &mut Listing, a: &str) {
         }
     }
     out.symlinks.insert(format!("{base}/current"), last.clone());
-}
-
-/// The pdiff history of one suite across in-place rebuilds.
-#[derive(Clone, Debug, Default)]
-pub struct PdiffLog {
-    /// Index path → its bytes now and its history.
-    indices: BTreeMap<String, (Vec<u8>, History)>,
-    last: Option<SystemTime>,
-}
-
-/// `(patch name, bytes before that patch)`, oldest first.
-type History = Vec<(String, Vec<u8>)>;
-
-/// Generations of history kept per index (dak keeps more; apt needs one).
-const PDIFF_HISTORY: usize = 8;
-
-impl PdiffLog {
-    /// Records this build's indices and adds `<index>.diff/Index` (listed) and the patches
-    /// (unlisted) for every index with a history.
-    pub(crate) fn update(&mut self, out: &mut Listing) {
-        let diffable: Vec<(String, Vec<u8>)> = out
-            .plain
-            .iter()
-            .filter(|p| {
-                let file = p.rsplit('/').next().unwrap();
-                ["Packages", "Sources"].contains(&file)
-                    || file.starts_with("Translation-")
-                    || file.starts_with("Contents-")
-            })
-            .map(|p| (p.clone(), out.listed[p].clone()))
-            .collect();
-        let mut name = None;
-        for (path, bytes) in diffable {
-            let entry = self
-                .indices
-                .entry(path.clone())
-                .or_insert_with(|| (bytes.clone(), Vec::new()));
-            if entry.0 != bytes {
-                let name = name.get_or_insert_with(|| {
-                    let now = SystemTime::now();
-                    let t = match self.last {
-                        Some(last) if now < last + Duration::from_secs(1) => {
-                            last + Duration::from_secs(1)
-                        }
-                        _ => now,
-                    };
-                    self.last = Some(t);
-                    dak_patch_name(t)
-                });
-                let old = std::mem::replace(&mut entry.0, bytes);
-                entry.1.push((name.clone(), old));
-                let excess = entry.1.len().saturating_sub(PDIFF_HISTORY);
-                entry.1.drain(..excess);
-            }
-            if !entry.1.is_empty() {
-                write_pdiffs(&path, &entry.0, &entry.1, out);
-            }
-        }
-    }
-}
-
-/// dak's merged pdiffs: `T-<latest>-F-<name>` takes the file that patch `<name>` started
-/// from straight to the current one; the unmerged chain is listed as `X-Unmerged-*`.
-fn write_pdiffs(path: &str, current: &[u8], history: &[(String, Vec<u8>)], out: &mut Listing) {
-    let dir = format!("{path}.diff");
-    let latest = &history.last().unwrap().0;
-    let line = |bytes: &[u8], name: &str| {
-        format!(
-            " {} {:>8} {name}\n",
-            hex::encode(Sha256::digest(bytes)),
-            bytes.len()
-        )
-    };
-    let mut fields: BTreeMap<String, String> = BTreeMap::new();
-    for (i, (name, old)) in history.iter().enumerate() {
-        let next = history.get(i + 1).map_or(current, |(_, b)| b.as_slice());
-        let merged_name = format!("T-{latest}-F-{name}");
-        for (prefix, patch_name, patch) in [
-            ("", merged_name.as_str(), ed_diff(old, current)),
-            ("X-Unmerged-", name.as_str(), ed_diff(old, next)),
-        ] {
-            let gz = gzip(&patch);
-            let f = |k: &str| format!("{prefix}SHA256-{k}");
-            fields
-                .entry(f("History"))
-                .or_default()
-                .push_str(&line(old, patch_name));
-            fields
-                .entry(f("Patches"))
-                .or_default()
-                .push_str(&line(&patch, patch_name));
-            let download = format!("{patch_name}.gz");
-            fields
-                .entry(f("Download"))
-                .or_default()
-                .push_str(&line(&gz, &download));
-            out.unlisted.insert(format!("{dir}/{download}"), gz);
-        }
-    }
-    let mut index = format!(
-        "SHA256-Current: {} {}\n",
-        hex::encode(Sha256::digest(current)),
-        current.len()
-    );
-    for prefix in ["", "X-Unmerged-"] {
-        for k in ["History", "Patches", "Download"] {
-            let key = format!("{prefix}SHA256-{k}");
-            index.push_str(&format!("{key}:\n{}", fields[&key]));
-        }
-    }
-    let names: Vec<&str> = history.iter().map(|(n, _)| n.as_str()).collect();
-    index.push_str("X-Patch-Precedence: merged\n");
-    index.push_str(&format!("X-DAK-Older-Patches: {}\n", names.join(" ")));
-    out.listed.insert(format!("{dir}/Index"), index.into());
-}
-
-/// `diff --ed old new`, what dak's pdiffs are made of.
-fn ed_diff(old: &[u8], new: &[u8]) -> Vec<u8> {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("old"), tmp.path().join("new"));
-    std::fs::write(&a, old).unwrap();
-    std::fs::write(&b, new).unwrap();
-    let out = std::process::Command::new("diff")
-        .arg("--ed")
-        .arg(&a)
-        .arg(&b)
-        .output()
-        .expect("run diff --ed");
-    assert!(
-        out.status.code().is_some_and(|c| c <= 1),
-        "diff --ed: {out:?}"
-    );
-    out.stdout
 }
 
 /// The upstream's traces, as a Debian push mirror has them: `master` (dak's, with the
