@@ -10,17 +10,27 @@
 //! files are kept (like a real archive keeps by-hash generations).
 //!
 //! Knobs for bad archives live on [`Suite`] and [`Package`]; byte-level damage after signing is
-//! done with [`TestArchive::corrupt`], [`TestArchive::tamper_inrelease`] and friends.
+//! done with [`TestArchive::corrupt`], [`TestArchive::tamper_inrelease`] and friends. Real
+//! archive shapes (Translation, Contents, DEP-11, installer, pdiffs, aliases, the security and
+//! Ubuntu layouts) are [`Suite::shape`], see [`super::shapes`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use super::key::TestKey;
+pub use super::pdiffs::PdiffLog;
+pub use super::render::{
+    gzip, pool_prefix, rfc2822, rfc2822_from_now, version_in_filename, walk_files, xz,
+};
+use super::render::{
+    is_safe_relative, package_stanza, sha1_hex, source_stanza, write_file, write_if_changed,
+};
+use super::shapes::{Listing, add_shaped, udebs, write_traces};
+pub use super::shapes::{ReleaseHashes, Shape};
 
 /// One binary package (`.deb`) of a suite.
 #[derive(Clone, Debug)]
@@ -112,6 +122,9 @@ pub struct Suite {
     /// Raw stanza text appended to one `Packages` file: (component, arch, text without the
     /// separating blank line).
     pub extra_stanzas: Vec<(String, String, String)>,
+    /// Real-archive indices and layouts (all off by default): see [`Shape`] and the
+    /// builders in [`super::shapes`] (`with_full_indices`, `ubuntu_layout`, …).
+    pub shape: Shape,
 }
 
 impl Suite {
@@ -140,6 +153,7 @@ impl Suite {
             packages: Vec::new(),
             sources: Vec::new(),
             extra_stanzas: Vec::new(),
+            shape: Shape::default(),
         }
     }
 
@@ -252,7 +266,12 @@ pub struct TestArchive {
     dir: PathBuf,
     key: TestKey,
     pub suites: Vec<Suite>,
+    /// Writes `project/trace/{master,_hierarchy,_traces,<host>}` (ftpsync format) when set:
+    /// the upstream mirror's own host name. See [`super::shapes::write_traces`].
+    pub trace_host: Option<String>,
     written_pool: BTreeSet<PathBuf>,
+    pdiffs: BTreeMap<String, PdiffLog>,
+    builds: u32,
 }
 
 impl TestArchive {
@@ -263,7 +282,10 @@ impl TestArchive {
             dir: dir.into(),
             key: TestKey::shared().clone(),
             suites: vec![Suite::new("stable")],
+            trace_host: None,
             written_pool: BTreeSet::new(),
+            pdiffs: BTreeMap::new(),
+            builds: 0,
         }
     }
 
@@ -360,7 +382,7 @@ impl TestArchive {
         std::fs::create_dir_all(&self.dir).unwrap();
         let mut pool: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
         for suite in &self.suites {
-            for p in &suite.packages {
+            for p in suite.packages.iter().chain(&udebs(suite)) {
                 let name = p.filename();
                 if is_safe_relative(&name) {
                     pool.insert(self.dir.join(&name), p.content.clone());
@@ -382,15 +404,20 @@ impl TestArchive {
         self.written_pool = now;
 
         for suite in &self.suites {
-            build_suite(&self.dir, suite, suite.key(&self.key));
+            let log = self.pdiffs.entry(suite.name.clone()).or_default();
+            build_suite(&self.dir, suite, suite.key(&self.key), log);
+        }
+        self.builds += 1;
+        if let Some(host) = &self.trace_host {
+            write_traces(&self.dir, host, self.builds);
         }
     }
 }
 
-fn build_suite(root: &Path, suite: &Suite, key: &TestKey) {
-    let suite_dir = root.join("dists").join(&suite.name);
-    // Everything the Release lists: path relative to the suite dir → bytes.
-    let mut listed: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+fn build_suite(root: &Path, suite: &Suite, key: &TestKey, pdiffs: &mut PdiffLog) {
+    let suite_dir = root.join("dists").join(suite.dir_name());
+    // Everything the Release lists (and what else the build writes), relative to the suite dir.
+    let mut out = Listing::default();
     // Paths written to disk this build (relative to the suite dir).
     let mut written: BTreeSet<String> = BTreeSet::new();
 
@@ -410,7 +437,7 @@ fn build_suite(root: &Path, suite: &Suite, key: &TestKey) {
                 }
             }
             let base = format!("{component}/binary-{arch}/Packages");
-            add_index(&base, text.into_bytes(), &mut listed);
+            out.add_index(&base, text.into_bytes(), suite.shape.index_compressions());
         }
         if suite.with_sources {
             let mut text = String::new();
@@ -419,26 +446,52 @@ fn build_suite(root: &Path, suite: &Suite, key: &TestKey) {
                 text.push('\n');
             }
             let base = format!("{component}/source/Sources");
-            add_index(&base, text.into_bytes(), &mut listed);
+            out.add_index(&base, text.into_bytes(), suite.shape.index_compressions());
         }
     }
+    add_shaped(suite, &mut out);
+    if suite.shape.pdiffs {
+        pdiffs.update(&mut out);
+    }
 
-    for (rel, bytes) in &listed {
-        let uncompressed = !rel.ends_with(".gz") && !rel.ends_with(".xz");
-        if uncompressed && !suite.write_uncompressed {
+    let by_hash = |rel: &str, bytes: &[u8]| {
+        if suite.acquire_by_hash {
+            let dir = Path::new(rel).parent().unwrap();
+            let hash = hex::encode(Sha256::digest(bytes));
+            write_if_changed(
+                &suite_dir.join(dir.join("by-hash/SHA256").join(hash)),
+                bytes,
+            );
+        }
+    };
+    for (rel, bytes) in &out.listed {
+        if (out.plain.contains(rel) && !suite.write_uncompressed)
+            || out.through_symlink.contains(rel)
+        {
             continue;
         }
         write_if_changed(&suite_dir.join(rel), bytes);
         written.insert(rel.clone());
-        if suite.acquire_by_hash {
-            let dir = Path::new(rel).parent().unwrap();
-            let hash = hex::encode(Sha256::digest(bytes));
-            let by_hash = dir.join("by-hash/SHA256").join(hash);
-            write_if_changed(&suite_dir.join(&by_hash), bytes);
+        if !rel.contains("/installer-") {
+            by_hash(rel, bytes);
         }
     }
+    for (rel, bytes) in &out.unlisted {
+        write_if_changed(&suite_dir.join(rel), bytes);
+        written.insert(rel.clone());
+        if rel.contains(".diff/") {
+            by_hash(rel, bytes);
+        }
+    }
+    for (rel, target) in &out.symlinks {
+        symlink(&suite_dir.join(rel), target);
+        written.insert(rel.clone());
+    }
+    if suite.shape.alias_symlink {
+        symlink(&root.join("dists").join(&suite.name), &suite.codename);
+    }
 
-    let release = release_text(suite, &listed);
+    let release = release_text(suite, &out.listed);
     write_if_changed(&suite_dir.join("Release"), release.as_bytes());
     written.insert("Release".to_string());
     if suite.write_inrelease {
@@ -464,11 +517,15 @@ fn build_suite(root: &Path, suite: &Suite, key: &TestKey) {
     }
 }
 
-/// Adds `base`, `base.gz` and `base.xz` to what the suite writes and lists.
-fn add_index(base: &str, plain: Vec<u8>, listed: &mut BTreeMap<String, Vec<u8>>) {
-    listed.insert(format!("{base}.gz"), gzip(&plain));
-    listed.insert(format!("{base}.xz"), xz(&plain));
-    listed.insert(base.to_string(), plain);
+/// Makes `link` a symlink to `target` (replacing whatever was there).
+fn symlink(link: &Path, target: &str) {
+    if std::fs::read_link(link).is_ok_and(|t| t == Path::new(target)) {
+        return;
+    }
+    let _ = std::fs::remove_file(link);
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(target, link)
+        .unwrap_or_else(|e| panic!("symlink {} -> {target}: {e}", link.display()));
 }
 
 fn release_text(suite: &Suite, listed: &BTreeMap<String, Vec<u8>>) -> String {
@@ -478,11 +535,14 @@ fn release_text(suite: &Suite, listed: &BTreeMap<String, Vec<u8>>) -> String {
             .iter()
             .any(|c| rel.starts_with(&format!("{c}/")))
     };
-    let components: Vec<&str> = suite
+    let components: Vec<String> = suite
         .components
         .iter()
         .filter(|c| !suite.release_omit_components.contains(c))
-        .map(String::as_str)
+        .map(|c| match suite.shape.security_layout {
+            true => format!("updates/{c}"),
+            false => c.clone(),
+        })
         .collect();
     let date = suite
         .date
@@ -514,145 +574,22 @@ fn release_text(suite: &Suite, listed: &BTreeMap<String, Vec<u8>>) -> String {
         .filter(|(rel, _)| !omitted(rel))
         .map(|(rel, bytes)| (rel, FileInfo::of(bytes)))
         .collect();
-    r.push_str("MD5Sum:\n");
-    for (rel, i) in &infos {
-        r.push_str(&format!(" {} {:>16} {}\n", i.md5, i.size, rel));
+    if suite.shape.hashes != ReleaseHashes::Sha256Only {
+        r.push_str("MD5Sum:\n");
+        for (rel, i) in &infos {
+            r.push_str(&format!(" {} {:>16} {}\n", i.md5, i.size, rel));
+        }
+    }
+    if suite.shape.hashes == ReleaseHashes::Ubuntu {
+        r.push_str("SHA1:\n");
+        for (rel, i) in &infos {
+            let sha1 = sha1_hex(&listed[*rel]);
+            r.push_str(&format!(" {sha1} {:>16} {rel}\n", i.size));
+        }
     }
     r.push_str("SHA256:\n");
     for (rel, i) in &infos {
         r.push_str(&format!(" {} {:>16} {}\n", i.sha256, i.size, rel));
     }
     r
-}
-
-fn package_stanza(p: &Package) -> String {
-    let info = FileInfo::of(&p.content);
-    let mut s = String::new();
-    s.push_str(&format!("Package: {}\n", p.name));
-    s.push_str(&format!("Version: {}\n", p.version));
-    s.push_str(&format!("Architecture: {}\n", p.arch));
-    s.push_str("Maintainer: Debsync Tests <tests@test.invalid>\n");
-    s.push_str("Priority: optional\n");
-    s.push_str("Section: misc\n");
-    s.push_str(&format!("Filename: {}\n", p.filename()));
-    s.push_str(&format!("Size: {}\n", p.size_override.unwrap_or(info.size)));
-    s.push_str(&format!("MD5sum: {}\n", info.md5));
-    s.push_str(&format!("SHA256: {}\n", info.sha256));
-    s.push_str(&format!("Description: test package {}\n", p.name));
-    for (k, v) in &p.extra_fields {
-        s.push_str(&format!("{k}: {v}\n"));
-    }
-    s
-}
-
-fn source_stanza(src: &SourcePackage) -> String {
-    let mut s = String::new();
-    s.push_str(&format!("Package: {}\n", src.name));
-    s.push_str(&format!("Binary: {}\n", src.name));
-    s.push_str(&format!("Version: {}\n", src.version));
-    s.push_str("Maintainer: Debsync Tests <tests@test.invalid>\n");
-    s.push_str("Architecture: any\n");
-    s.push_str("Format: 3.0 (quilt)\n");
-    s.push_str(&format!("Directory: {}\n", src.directory()));
-    s.push_str("Files:\n");
-    for (f, bytes) in &src.files {
-        let i = FileInfo::of(bytes);
-        s.push_str(&format!(" {} {} {}\n", i.md5, i.size, f));
-    }
-    s.push_str("Checksums-Sha256:\n");
-    for (f, bytes) in &src.files {
-        let i = FileInfo::of(bytes);
-        s.push_str(&format!(" {} {} {}\n", i.sha256, i.size, f));
-    }
-    s.push_str("Section: misc\nPriority: optional\n");
-    s
-}
-
-/// Debian's pool prefix: `libfoo` → `libf`, anything else → first character.
-pub fn pool_prefix(name: &str) -> String {
-    if name.starts_with("lib") && name.len() > 3 {
-        name[..4].to_string()
-    } else {
-        name[..1].to_string()
-    }
-}
-
-/// The version as it appears in file names: the epoch (`1:`) is dropped.
-pub fn version_in_filename(version: &str) -> String {
-    match version.split_once(':') {
-        Some((_, v)) => v.to_string(),
-        None => version.to_string(),
-    }
-}
-
-/// RFC 2822 date as Debian writes it: `Sat, 10 Jun 2023 08:54:36 UTC`.
-pub fn rfc2822(t: SystemTime) -> String {
-    httpdate::fmt_http_date(t).replace(" GMT", " UTC")
-}
-
-/// [`rfc2822`] of now plus (or minus, with a negative value) `secs` seconds.
-pub fn rfc2822_from_now(secs: i64) -> String {
-    let now = SystemTime::now();
-    let t = if secs >= 0 {
-        now + Duration::from_secs(secs as u64)
-    } else {
-        now - Duration::from_secs(secs.unsigned_abs())
-    };
-    rfc2822(t)
-}
-
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
-pub fn xz(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
-fn is_safe_relative(p: &str) -> bool {
-    !p.is_empty()
-        && !p.contains('\0')
-        && Path::new(p)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-}
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-}
-
-fn write_if_changed(path: &Path, bytes: &[u8]) {
-    if std::fs::read(path).ok().as_deref() != Some(bytes) {
-        write_file(path, bytes);
-    }
-}
-
-/// Regular files under `dir`, relative, `/`-separated, sorted.
-pub fn walk_files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else {
-                let rel = e.path().strip_prefix(dir).unwrap().to_path_buf();
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -4,6 +4,9 @@
 //! - [`key`]: [`TestKey`], an OpenPGP key made in the test (clearsign, detached sign, keyrings).
 //! - [`archive`]: [`TestArchive`], a real signed Debian archive in a directory, with knobs for
 //!   every kind of broken archive and in-place rebuilds for "upstream changed" tests.
+//! - [`shapes`]: real archive shapes on a [`Suite`] (Translation, Contents, DEP-11, cnf, udebs,
+//!   installer, pdiffs, suite aliases, Debian security and Ubuntu layouts); [`pdiffs`]: dak's
+//!   pdiffs across rebuilds; [`render`]: the formats and file helpers behind them.
 //! - [`upstream`]: [`Upstream`], an HTTP server over a directory on `127.0.0.1:0` with run-time
 //!   fault injection and a request log.
 //! - [`apt`]: [`Apt`], the real `apt-get update`/`download` with a fully private configuration.
@@ -29,6 +32,9 @@
 pub mod apt;
 pub mod archive;
 pub mod key;
+pub mod pdiffs;
+pub mod render;
+pub mod shapes;
 pub mod upstream;
 
 use std::collections::BTreeMap;
@@ -41,7 +47,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use apt::{Apt, AptOutput};
-pub use archive::{Package, SourcePackage, Suite, TestArchive, rfc2822, rfc2822_from_now};
+pub use archive::{
+    Package, ReleaseHashes, Shape, SourcePackage, Suite, TestArchive, rfc2822, rfc2822_from_now,
+};
 pub use key::TestKey;
 pub use upstream::{Fault, FaultRule, PathMatch, RequestRecord, ServerThread, Upstream};
 

@@ -1,0 +1,84 @@
+//! The mirror's tree itself: everything Release lists is there byte for byte, and the config
+//! knobs (`languages`, `contents`, `dep11`, `cnf`, `installer`, `pdiffs`) leave out what they
+//! turn off while clients stay clean.
+
+use crate::*;
+
+/// Every regular file under `dir` (following symlinked directories, like a client would).
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap();
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// With the defaults, the mirror has every file upstream serves under `dists/stable/` (minus
+/// by-hash generations it may prune) and `pool/`, with the same bytes.
+#[test]
+#[ignore = "needs the complete-mirror engine"]
+fn mirror_holds_everything_upstream_serves() {
+    let up = debian();
+    let _m = up.mirror(DEBIAN_TOML);
+    let tree = mirror_dir(up.tmp.path());
+    for top in ["dists/stable", "pool"] {
+        for rel in files_under(&up.archive.path(top)) {
+            if rel.contains("by-hash/") {
+                continue;
+            }
+            let p = format!("{top}/{rel}");
+            let got = std::fs::read(tree.join(&p)).unwrap_or_else(|e| panic!("mirror {p}: {e}"));
+            assert_eq!(got, up.archive.read(&p), "{p}");
+        }
+    }
+    let current = tree.join("dists/stable/main/installer-amd64/current/images/SHA256SUMS");
+    assert!(current.is_file(), "{}", current.display());
+}
+
+/// Only English, no Contents, DEP-11, cnf, installer images or pdiffs: the mirror lacks them,
+/// keeps the rest, and apt with its default languages is as clean as against upstream.
+#[test]
+#[ignore = "needs the complete-mirror engine"]
+fn config_knobs_leave_out_what_they_turn_off() {
+    let up = debian();
+    let toml = format!(
+        "{DEBIAN_TOML}languages = [\"en\"]\ncontents = false\ndep11 = false\ncnf = false\n\
+         installer = false\npdiffs = false\n"
+    );
+    let m = up.mirror(&toml);
+    let tree = mirror_dir(up.tmp.path()).join("dists/stable/main");
+    let have = files_under(&tree);
+    for gone in [
+        "i18n/Translation-de",
+        "Contents-",
+        "dep11/",
+        "cnf/",
+        "installer-amd64/",
+    ] {
+        let left: Vec<&String> = have.iter().filter(|p| p.starts_with(gone)).collect();
+        assert!(left.is_empty(), "{gone} should be left out: {left:?}");
+    }
+    for kept in [
+        "i18n/Translation-en.xz",
+        "binary-amd64/Packages.xz",
+        "source/Sources.xz",
+    ] {
+        assert!(have.iter().any(|p| p == kept), "{kept} missing: {have:#?}");
+    }
+    let control = control(&up, default_languages);
+    let out = default_languages(&up.client("mirror", &m.url()));
+    assert_like_control(&out, &control);
+}
