@@ -5,8 +5,7 @@
 //! - `control`: the set-up against the kit's upstream. It must be clean (exit 0, no
 //!   `Err:`/`W:`/`E:`); this proves the archive shape and the client set-up are right.
 //! - `mirror`: the same set-up against `debsync serve` of a `debsync sync` of that upstream:
-//!   clean, and no `Ign:` the control run lacks. Ignored until the complete-mirror engine lands:
-//!   `cargo test --test complete mirror -- --ignored`.
+//!   clean, and no `Ign:` the control run lacks.
 //!
 //! Here: deb.debian.org's shape and one case per client set-up. `layouts`: suite aliases, the
 //! security and Ubuntu layouts, pdiffs, traces. `tree`: the mirror's tree and the config
@@ -269,8 +268,7 @@ macro_rules! client_case {
             }
 
             #[test]
-            #[ignore = "needs the complete-mirror engine"]
-            fn mirror() {
+                    fn mirror() {
                 super::mirror_case(&$up(), $toml, $setup);
             }
         }
