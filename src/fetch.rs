@@ -34,7 +34,7 @@ pub enum FetchError {
     #[error("{url}: {}", error_chain(.source))]
     Network { url: String, source: reqwest::Error },
     #[error(
-        "{url}: too slow: {got} bytes in {secs} s, below the minimum rate of {min_rate} bytes/s (sync.min_rate)"
+        "{url}: timed out: {got} bytes in {secs} s is below the minimum rate of {min_rate} bytes/s (sync.min_rate)"
     )]
     TooSlow {
         url: String,

@@ -19,6 +19,8 @@ mod support;
 
 #[path = "sync/client.rs"]
 mod client;
+#[path = "sync/hardening.rs"]
+mod hardening;
 #[path = "sync/index.rs"]
 mod index;
 #[path = "sync/lifecycle.rs"]

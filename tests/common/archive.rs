@@ -101,6 +101,8 @@ pub struct Suite {
     pub architectures: Vec<String>,
     /// Release `Date:`; defaults to the time of `build()` (see [`rfc2822`]).
     pub date: Option<String>,
+    /// Leaves `Date:` out of Release (some vendor repositories do).
+    pub omit_date: bool,
     pub valid_until: Option<String>,
     /// Writes `Acquire-By-Hash: yes` and `by-hash/SHA256/<hex>` copies of every index.
     pub acquire_by_hash: bool,
@@ -141,6 +143,7 @@ impl Suite {
             components: vec!["main".to_string()],
             architectures: vec!["amd64".to_string()],
             date: None,
+            omit_date: false,
             valid_until: None,
             acquire_by_hash: false,
             with_sources: false,
@@ -394,12 +397,21 @@ impl TestArchive {
                 }
             }
         }
-        for (path, bytes) in &pool {
-            write_if_changed(path, bytes);
-        }
+        // Stale files go first, with the directories they leave empty, so a path can change
+        // between a file and a directory from one build to the next.
         let now: BTreeSet<PathBuf> = pool.keys().cloned().collect();
         for stale in self.written_pool.difference(&now) {
             let _ = std::fs::remove_file(stale);
+            let mut dir = stale.parent();
+            while let Some(d) = dir.filter(|d| d.starts_with(&self.dir) && *d != self.dir) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        for (path, bytes) in &pool {
+            write_if_changed(path, bytes);
         }
         self.written_pool = now;
 
@@ -553,7 +565,9 @@ fn release_text(suite: &Suite, listed: &BTreeMap<String, Vec<u8>>) -> String {
     r.push_str(&format!("Label: {}\n", suite.label));
     r.push_str(&format!("Suite: {}\n", suite.name));
     r.push_str(&format!("Codename: {}\n", suite.codename));
-    r.push_str(&format!("Date: {date}\n"));
+    if !suite.omit_date {
+        r.push_str(&format!("Date: {date}\n"));
+    }
     if let Some(v) = &suite.valid_until {
         r.push_str(&format!("Valid-Until: {v}\n"));
     }
