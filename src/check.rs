@@ -62,6 +62,7 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
             report.indices += 1;
             check_file(&path, f, &format!("dists/{suite}/{}", f.path), &mut report);
         }
+        check_listed(mirror, suite, &dir, verified.release(), &mut report);
         for src in live_sources_of(mirror, suite, &dir, verified.release()) {
             let result = for_each_file(&src, |f| {
                 match seen.entry(path_key(f.path.as_str())) {
@@ -95,6 +96,58 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
         }
     }
     Ok(report)
+}
+
+/// The files a live pdiff Index or installer SHA256SUMS lists: each must be there, right.
+fn check_listed(
+    mirror: &MirrorConfig,
+    suite: &str,
+    dir: &Path,
+    release: &crate::archive::release::Release,
+    report: &mut CheckReport,
+) {
+    use crate::archive::listing::{pdiff_patches, sha256sums};
+    use crate::sync::plan::{IndexKind, select_indices};
+    for g in select_indices(release, mirror).unwrap_or_default() {
+        let parse = match g.kind {
+            IndexKind::PDiffIndex => pdiff_patches,
+            IndexKind::InstallerSums => sha256sums,
+            _ => continue,
+        };
+        for v in &g.variants {
+            let Ok(text) = std::fs::read(dir.join(v.path.as_path())) else {
+                continue;
+            };
+            let listed = match parse(&text, v.path.parent()) {
+                Ok(l) => l,
+                Err(e) => {
+                    report.problems.push(Problem {
+                        path: format!("dists/{suite}/{}", v.path),
+                        what: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            for l in listed {
+                report.indices += 1;
+                let shown = format!("dists/{suite}/{}", l.path);
+                match hash_file(&dir.join(l.path.as_path())) {
+                    Ok((sha, len)) if sha == l.sha256 && l.size.is_none_or(|s| s == len) => {}
+                    Ok((sha, len)) => report.problems.push(Problem {
+                        path: shown,
+                        what: format!(
+                            "expected SHA256 {} (listed by {}), found {len} bytes with SHA256 {sha}",
+                            l.sha256, v.path
+                        ),
+                    }),
+                    Err(e) => report.problems.push(Problem {
+                        path: shown,
+                        what: format!("listed by {}, cannot read: {e}", v.path),
+                    }),
+                }
+            }
+        }
+    }
 }
 
 fn check_file(path: &Path, want: &FileRef, shown: &str, report: &mut CheckReport) {

@@ -87,3 +87,43 @@ fn config_knobs_leave_out_what_they_turn_off() {
     let out = default_languages(&up.client("mirror", &m.url()));
     assert_like_control(&out, &control);
 }
+
+/// `debsync verify` checks what the listings name too: the pdiff patches and the installer
+/// images, not only the files Release lists itself.
+#[test]
+fn verify_checks_patches_and_installer_images() {
+    let mut up = crate::layouts::pdiff_archive();
+    up.archive.suite("stable").shape.installer = vec!["20230607".into()];
+    up.archive.build();
+    let m = up.mirror("[sync]\nmax_delete = 5\n");
+    crate::layouts::next_generation(&mut up);
+    m.resync();
+    let config = m.config.to_string_lossy().into_owned();
+    assert_success(&run_debsync(&["verify", "--config", &config]));
+    let tree = mirror_dir(up.tmp.path()).join("dists/stable/main");
+    let patch = files_under(&tree.join("binary-amd64/Packages.diff"))
+        .into_iter()
+        .find(|p| p.ends_with(".gz") && !p.contains("by-hash"))
+        .expect("a patch on the mirror");
+    let images = tree.join("installer-amd64/20230607/images");
+    let image = files_under(&images)
+        .into_iter()
+        .find(|p| !p.ends_with("SUMS") && !p.contains("by-hash"))
+        .expect("an installer image on the mirror");
+    for damaged in [
+        tree.join("binary-amd64/Packages.diff").join(&patch),
+        images.join(&image),
+    ] {
+        // Replace, not write through: the file is a hard link shared with other generations.
+        std::fs::remove_file(&damaged).unwrap();
+        std::fs::write(&damaged, b"rot").unwrap();
+    }
+    let out = run_debsync(&["verify", "--config", &config]);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        assert_failure(&out)
+    );
+    assert!(shown.contains(&patch), "{shown}");
+    assert!(shown.contains(&image), "{shown}");
+}
