@@ -5,6 +5,8 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    #[error("{} of {total} mirrors failed: {}", .failed.len(), .failed.join(", "))]
+    MirrorsFailed { failed: Vec<String>, total: usize },
     #[error("verify found {0} problem(s)")]
     VerifyFailed(usize),
     #[error(transparent)]

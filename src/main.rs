@@ -145,11 +145,15 @@ async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
         force_delete: args.force_delete,
         full: args.full,
     };
-    for r in debsync::sync::sync_all(&config, args.mirror.as_deref(), &opts).await? {
-        if r.noop {
-            println!("{}: unchanged ({} ms)", r.mirror, r.elapsed_ms);
-        } else {
-            println!(
+    let results = debsync::sync::sync_all(&config, args.mirror.as_deref(), &opts).await?;
+    let total = results.len();
+    let mut failed = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(r) if r.outcome == debsync::sync::Outcome::Unchanged => {
+                println!("{}: unchanged ({} ms)", r.mirror, r.elapsed_ms);
+            }
+            Ok(r) => println!(
                 "{}: updated {} in {} ms: {} files fetched, {} verified on disk, {} deleted, {} bytes received",
                 r.mirror,
                 r.suites_updated.join(" "),
@@ -158,10 +162,20 @@ async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
                 r.checked_local,
                 r.deleted_files,
                 r.bytes_received
-            );
+            ),
+            // One mirror: its error is the run's error, printed once by `main`.
+            Err(e) if total == 1 => return Err(e.into()),
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                failed.push(name);
+            }
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(debsync::Error::MirrorsFailed { failed, total })
+    }
 }
 
 fn run_verify(args: VerifyArgs) -> Result<(), debsync::Error> {

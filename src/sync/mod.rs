@@ -85,12 +85,12 @@ pub enum SyncError {
         limit: u64,
         max_delete: MaxDelete,
     },
-    #[error("a pool worker panicked; the new indices were not published: {0}")]
-    WorkerPanicked(String),
+    #[error("{what} panicked; the new indices were not published: {detail}")]
+    Panicked { what: &'static str, detail: String },
+    #[error("the pool workers stopped before the planner finished")]
+    WorkersStopped,
     #[error("{path}: listed with different contents: {listings}")]
     Conflict { path: String, listings: String },
-    #[error("{0}")]
-    Internal(String),
 }
 
 fn first_errors(errors: &[FetchError]) -> String {
@@ -133,11 +133,21 @@ pub struct SyncOptions {
     pub full: bool,
 }
 
+/// Whether a run changed the live tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Outcome {
+    /// Upstream unchanged: nothing fetched, nothing swapped.
+    Unchanged,
+    /// New generations went live.
+    #[default]
+    Updated,
+}
+
 /// What one mirror's run did.
 #[derive(Debug, Clone, Default)]
 pub struct SyncReport {
     pub mirror: String,
-    pub noop: bool,
+    pub outcome: Outcome,
     pub suites_updated: Vec<String>,
     pub fetched_files: u64,
     pub checked_local: u64,
@@ -199,17 +209,18 @@ pub fn hostname() -> String {
     }
 }
 
-/// Syncs every configured mirror (or the one named), stopping at the first failure.
+/// Syncs every configured mirror (or the one named). Each is attempted whatever happened to
+/// the others: one dead upstream must not keep the rest of a config stale.
 pub async fn sync_all(
     config: &Config,
     only: Option<&str>,
     opts: &SyncOptions,
-) -> Result<Vec<SyncReport>, crate::Error> {
-    let mut reports = Vec::new();
+) -> Result<Vec<(String, Result<SyncReport, SyncError>)>, crate::Error> {
+    let mut results = Vec::new();
     for mirror in config.select(only)? {
-        reports.push(sync_mirror(config, mirror, opts).await?);
+        results.push((mirror.name.clone(), sync_mirror(config, mirror, opts).await));
     }
-    Ok(reports)
+    Ok(results)
 }
 
 /// One mirror's run: lock → release → (no-op?) → stage → pool → swap → cleanup → trace.
@@ -258,7 +269,7 @@ pub async fn sync_mirror(
         ..SyncReport::default()
     };
     if changed.is_empty() && state.last_result == RunResult::Ok && !opts.full {
-        report.noop = true;
+        report.outcome = Outcome::Unchanged;
         // A healthy idle mirror is a fresh one: last success and our trace say so. Neither
         // needs to survive a crash (the next run writes them again), so no fsync here.
         state.last_success = Some(ctx.now);

@@ -177,10 +177,18 @@ pub async fn sync_pool(
 
     let mut outcome = match planner.await {
         Ok(r) => r?,
-        Err(e) => return Err(SyncError::Internal(format!("pool planner panicked: {e}"))),
+        Err(e) => {
+            return Err(SyncError::Panicked {
+                what: "the pool planner",
+                detail: e.to_string(),
+            });
+        }
     };
     if !panics.is_empty() {
-        return Err(SyncError::WorkerPanicked(panics.join("; ")));
+        return Err(SyncError::Panicked {
+            what: "a pool worker",
+            detail: panics.join("; "),
+        });
     }
     let failures = std::mem::take(&mut *locked(&failures));
     if !failures.is_empty() {
@@ -281,8 +289,7 @@ fn plan_pool(
                 }
             }
             // The receiver only goes away when the run is failing anyway.
-            tx.blocking_send(f)
-                .map_err(|_| SyncError::Internal("pool workers stopped".into()))
+            tx.blocking_send(f).map_err(|_| SyncError::WorkersStopped)
         })?;
     }
     drop(tx);

@@ -299,6 +299,22 @@ pub fn snapshot_tree(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// Deterministic, incompressible-looking bytes: `len` bytes seeded by `seed` (xorshift), so
+/// pool files differ and truncate/reset faults cut them mid-body.
+pub fn noise(seed: &str, len: usize) -> Vec<u8> {
+    let mut state = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
 /// SHA-256 hex of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

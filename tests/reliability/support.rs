@@ -13,21 +13,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// Deterministic incompressible bytes (xorshift seeded by `seed`).
-pub fn noise(seed: &str, len: usize) -> Vec<u8> {
-    let mut state = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    }) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 /// A binary package for `main`/`amd64` whose content is [`noise`] of its name and version.
 pub fn package(name: &str, version: &str, len: usize) -> Package {
     Package {

@@ -249,3 +249,30 @@ fn verify_reads_a_release_gpg_mirror() {
         "{err}"
     );
 }
+
+/// One dead upstream does not keep the other mirrors of a config stale: each is attempted,
+/// the exit status says something failed, and stderr names the mirror.
+#[test]
+fn every_mirror_of_a_config_is_attempted() {
+    let f = Fixture::new(|_| {}, "");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", l.local_addr().unwrap())
+    };
+    let second = format!(
+        "[sync]\nretries = 0\n[[mirror]]\n[[mirror]]\nname = \"second\"\nupstream = \"{}\"\n\
+         suites = [\"stable\"]\ncomponents = [\"main\"]\narchitectures = [\"amd64\"]\n\
+         keyring = \"{}\"\n",
+        f.upstream.base_url(),
+        f.keyring.display()
+    );
+    let dir = f.tmp.path().join("two");
+    let config = write_config(&dir, &dead, &f.keyring, &second);
+    let out = run_sync(&config);
+    let err = assert_failure(&out);
+    assert!(err.contains("error: debian: "), "{err}");
+    assert!(err.contains("1 of 2 mirrors failed: debian"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("second: updated"), "{stdout}");
+    assert!(dir.join("root/second/dists/stable/InRelease").is_file());
+}

@@ -1,6 +1,7 @@
 //! Indices: every variant upstream really has, each checked against the signed Release; and
 //! what a Packages index may say (stanza syntax, file names).
 
+use crate::common::noise;
 use crate::common::{Fault, FaultRule, assert_success, run_debsync, served_snapshot, sha256_hex};
 use crate::support::*;
 

@@ -9,22 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// Deterministic, incompressible-looking bytes: `len` bytes seeded by `seed`. Pool files are
-/// a few KiB so truncate/reset faults cut them mid-body.
-pub fn noise(seed: &str, len: usize) -> Vec<u8> {
-    let mut state = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    }) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 /// Size of every pool file the fixtures make.
 pub const DEB_LEN: usize = 4096;
 
