@@ -11,4 +11,6 @@ pub enum Error {
     VerifyFailed(usize),
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }

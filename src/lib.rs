@@ -10,12 +10,14 @@
 //! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
 //! - [`serve`]: the static HTTP server over the synced trees.
 //! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
+//! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
 
 pub mod archive;
 pub mod check;
 pub mod config;
 pub mod fetch;
 pub mod serve;
+pub mod status;
 pub mod sync;
 pub mod verify;
 

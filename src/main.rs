@@ -23,6 +23,22 @@ enum Command {
     Sync(SyncArgs),
     Serve(ServeArgs),
     Verify(VerifyArgs),
+    Status(StatusArgs),
+}
+
+/// Show each mirror's last run, result, archive serial, Release age and pool size (from its
+/// state file; no network).
+#[derive(Args)]
+struct StatusArgs {
+    /// Path to mirror.toml.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Only this mirror.
+    #[arg(long, value_name = "NAME")]
+    mirror: Option<String>,
+    /// Machine-readable output: a JSON array, one object per mirror.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Mirror the configured upstreams: verify, stage, pool, swap, cleanup, trace.
@@ -97,6 +113,7 @@ async fn main() -> ExitCode {
         Command::Sync(args) => run_sync(args).await,
         Command::Serve(args) => run_serve(args).await,
         Command::Verify(args) => run_verify(args),
+        Command::Status(args) => run_status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,6 +193,23 @@ async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
     } else {
         Err(debsync::Error::MirrorsFailed { failed, total })
     }
+}
+
+fn run_status(args: StatusArgs) -> Result<(), debsync::Error> {
+    let config = Config::load(&args.config)?;
+    let statuses = debsync::status::collect(&config, args.mirror.as_deref())?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&statuses).map_err(|e| {
+            debsync::Error::Io(std::io::Error::other(format!("status as JSON: {e}")))
+        })?;
+        println!("{json}");
+    } else {
+        print!(
+            "{}",
+            debsync::status::render(&statuses, debsync::sync::now_unix())
+        );
+    }
+    Ok(())
 }
 
 fn run_verify(args: VerifyArgs) -> Result<(), debsync::Error> {

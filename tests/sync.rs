@@ -25,6 +25,8 @@ mod hardening;
 mod index;
 #[path = "sync/lifecycle.rs"]
 mod lifecycle;
+#[path = "sync/ops.rs"]
+mod ops;
 #[path = "sync/pool.rs"]
 mod pool;
 #[path = "sync/release.rs"]

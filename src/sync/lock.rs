@@ -29,6 +29,21 @@ pub fn is_flag_name(name: &str) -> bool {
     name.starts_with("Archive-Update-")
 }
 
+/// Whether a sync holds the run lock of `tree` right now (any host name: the lock is ours
+/// whatever the host is called today).
+pub fn is_running(tree: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(tree) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("Archive-Update-in-Progress-"))
+            && std::fs::File::open(e.path())
+                .is_ok_and(|f| flock(&f, FlockOperation::NonBlockingLockShared).is_err())
+    })
+}
+
 impl RunLock {
     pub fn acquire(tree: &Path, hostname: &str) -> Result<RunLock, SyncError> {
         let path = tree.join(lock_name(hostname));
@@ -103,7 +118,9 @@ mod tests {
             .to_string();
         assert!(err.contains("already running"), "{err}");
         assert!(err.contains(&std::process::id().to_string()), "{err}");
+        assert!(is_running(dir.path()));
         drop(first);
+        assert!(!is_running(dir.path()));
         assert!(!dir.path().join(lock_name("host")).exists());
         let _again = RunLock::acquire(dir.path(), "host").unwrap();
     }
@@ -112,6 +129,7 @@ mod tests {
     fn stale_lock_file_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(lock_name("host")), "999999\n").unwrap();
+        assert!(!is_running(dir.path()), "a lock file nobody holds");
         let _lock = RunLock::acquire(dir.path(), "host").unwrap();
         let pid = std::fs::read_to_string(dir.path().join(lock_name("host"))).unwrap();
         assert_eq!(pid.trim(), std::process::id().to_string());

@@ -87,6 +87,8 @@ pub enum SyncError {
     },
     #[error("{what} panicked; the new indices were not published: {detail}")]
     Panicked { what: &'static str, detail: String },
+    #[error("interrupted by a signal; the served tree is as it was before this run")]
+    Interrupted,
     #[error("the pool workers stopped before the planner finished")]
     WorkersStopped,
     #[error("{path}: listed with different contents: {listings}")]
@@ -274,6 +276,8 @@ pub async fn sync_mirror(
         // needs to survive a crash (the next run writes them again), so no fsync here.
         state.last_success = Some(ctx.now);
         state.last_attempt = Some(ctx.now);
+        report.elapsed_ms = clock.elapsed().as_millis();
+        state.last_run = Some(summary(&ctx, &report));
         state
             .save_quick(&tree)
             .map_err(io_err(&state::state_path(&tree)))?;
@@ -291,16 +295,20 @@ pub async fn sync_mirror(
         .save(&tree)
         .map_err(io_err(&state::state_path(&tree)))?;
 
-    let result = run(
-        &ctx,
-        &mut state,
-        &changed,
-        &unchanged,
-        previous_ok,
-        opts,
-        &mut report,
-    )
-    .await;
+    // A signal abandons the run at its next await: nothing of it is live (the swap has no
+    // await inside), the lock goes with the process, and the state says what happened.
+    let result = tokio::select! {
+        r = run(
+            &ctx,
+            &mut state,
+            &changed,
+            &unchanged,
+            previous_ok,
+            opts,
+            &mut report,
+        ) => r,
+        () = interrupted() => Err(SyncError::Interrupted),
+    };
     // Staging holds either half-built generations (failure) or swapped-out old ones.
     let staging = stage::staging_root(&tree);
     if let Err(e) = std::fs::remove_dir_all(&staging)
@@ -310,6 +318,7 @@ pub async fn sync_mirror(
     }
     report.bytes_received = ctx.fetcher.bytes_received();
     report.elapsed_ms = clock.elapsed().as_millis();
+    state.last_run = Some(summary(&ctx, &report));
     if let Err(e) = result {
         record_failure(&tree, &mut state, &e);
         return Err(e);
@@ -339,9 +348,40 @@ pub async fn sync_mirror(
     Ok(report)
 }
 
-/// Marks the run failed in the state file (best effort: the error is what matters).
+/// Resolves on SIGINT or SIGTERM (never, if the handlers cannot be installed).
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// What the state file keeps of a finished run.
+fn summary(ctx: &Ctx<'_>, report: &SyncReport) -> state::RunSummary {
+    state::RunSummary {
+        started: ctx.now,
+        duration_ms: report.elapsed_ms as u64,
+        unchanged: report.outcome == Outcome::Unchanged,
+        fetched_files: report.fetched_files,
+        deleted_files: report.deleted_files,
+        bytes_received: report.bytes_received,
+    }
+}
+
+/// Marks the run failed (or interrupted) in the state file (best effort: the error is what
+/// matters).
 fn record_failure(tree: &Path, state: &mut State, e: &SyncError) {
-    state.last_result = RunResult::Failed;
+    state.last_result = match e {
+        SyncError::Interrupted => RunResult::Interrupted,
+        _ => RunResult::Failed,
+    };
     state.last_error = Some(e.to_string());
     if let Err(save) = state.save(tree) {
         tracing::warn!("cannot record the failure in the state file: {save}");

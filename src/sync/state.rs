@@ -15,6 +15,8 @@ pub enum RunResult {
     Ok,
     Failed,
     Running,
+    /// Stopped by a signal (Ctrl-C, SIGTERM) before it finished; the tree is as it was.
+    Interrupted,
     #[default]
     Never,
 }
@@ -34,6 +36,20 @@ pub struct State {
     pub suites: BTreeMap<String, SuiteState>,
     /// In-place pool replacements waiting for a swap that a kill may have interrupted.
     pub pending: Option<Pending>,
+    /// What the last finished run did (success or failure).
+    pub last_run: Option<RunSummary>,
+}
+
+/// Figures of one finished run, for `debsync status` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RunSummary {
+    pub started: i64,
+    pub duration_ms: u64,
+    pub unchanged: bool,
+    pub fetched_files: u64,
+    pub deleted_files: u64,
+    pub bytes_received: u64,
 }
 
 /// Written before a swap that has pool replacements to finish after it.

@@ -1,0 +1,182 @@
+//! `debsync status`: what each mirror's state file says, for a person or (with `--json`) a
+//! monitoring script. Reads only the state file and the lock; never the network.
+//!
+//! A state that says `running` while nobody holds the run lock is a run that was killed: it
+//! is shown as `interrupted`, which is what happened to it.
+
+use serde::Serialize;
+
+use crate::config::{Config, MirrorConfig};
+use crate::sync::lock;
+use crate::sync::state::{RunResult, RunSummary, State};
+
+/// One mirror's status.
+#[derive(Debug, Serialize)]
+pub struct MirrorStatus {
+    pub mirror: String,
+    pub upstream: String,
+    /// `ok`, `failed`, `running`, `interrupted` or `never`.
+    pub result: &'static str,
+    pub last_success: Option<i64>,
+    pub last_attempt: Option<i64>,
+    pub last_error: Option<String>,
+    pub archive_serial: Option<String>,
+    pub last_run: Option<RunSummary>,
+    pub pool_files: u64,
+    pub pool_bytes: u64,
+    pub suites: Vec<SuiteStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuiteStatus {
+    pub suite: String,
+    /// The mirrored Release's `Date`.
+    pub release_date: Option<i64>,
+    pub aliases: Vec<String>,
+}
+
+/// Reads the status of every mirror of a config (or the one named).
+pub fn collect(config: &Config, only: Option<&str>) -> Result<Vec<MirrorStatus>, crate::Error> {
+    Ok(config
+        .select(only)?
+        .into_iter()
+        .map(|m| of_mirror(config, m))
+        .collect())
+}
+
+fn of_mirror(config: &Config, mirror: &MirrorConfig) -> MirrorStatus {
+    let tree = mirror.tree(&config.root);
+    let state = State::load(&tree);
+    let result = match state.last_result {
+        RunResult::Ok => "ok",
+        RunResult::Failed => "failed",
+        RunResult::Running if lock::is_running(&tree) => "running",
+        RunResult::Running | RunResult::Interrupted => "interrupted",
+        RunResult::Never => "never",
+    };
+    MirrorStatus {
+        mirror: mirror.name.clone(),
+        upstream: crate::fetch::shown(&mirror.upstream),
+        result,
+        last_success: state.last_success,
+        last_attempt: state.last_attempt,
+        last_error: state.last_error.clone(),
+        archive_serial: state.archive_serial.clone(),
+        last_run: state.last_run.clone(),
+        pool_files: state.pool_files,
+        pool_bytes: state.pool_bytes,
+        suites: mirror
+            .suites
+            .iter()
+            .map(|s| {
+                let live = state.suites.get(s);
+                SuiteStatus {
+                    suite: s.clone(),
+                    release_date: live.and_then(|l| l.date),
+                    aliases: live.map(|l| l.aliases.clone()).unwrap_or_default(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The human form, one block per mirror.
+pub fn render(statuses: &[MirrorStatus], now: i64) -> String {
+    use crate::archive::date::format_rfc2822;
+    let when = |t: Option<i64>| match t {
+        Some(t) => format!("{} ({} ago)", format_rfc2822(t), age(now - t)),
+        None => "never".to_string(),
+    };
+    let mut out = String::new();
+    for s in statuses {
+        out.push_str(&format!("{}: {} ({})\n", s.mirror, s.result, s.upstream));
+        out.push_str(&format!("  last success:  {}\n", when(s.last_success)));
+        if let Some(r) = &s.last_run {
+            let what = if r.unchanged {
+                "upstream unchanged".to_string()
+            } else {
+                format!(
+                    "{} files fetched, {} deleted, {} received",
+                    r.fetched_files,
+                    r.deleted_files,
+                    size(r.bytes_received)
+                )
+            };
+            out.push_str(&format!(
+                "  last run:      {}, took {:.1} s: {what}\n",
+                when(Some(r.started)),
+                r.duration_ms as f64 / 1000.0
+            ));
+        }
+        if let Some(e) = &s.last_error
+            && s.result != "ok"
+        {
+            out.push_str(&format!("  last error:    {e}\n"));
+        }
+        out.push_str(&format!(
+            "  archive serial: {}\n",
+            s.archive_serial.as_deref().unwrap_or("unknown")
+        ));
+        out.push_str(&format!(
+            "  pool:          {} files, {}\n",
+            s.pool_files,
+            size(s.pool_bytes)
+        ));
+        for suite in &s.suites {
+            let aliases = if suite.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", suite.aliases.join(", "))
+            };
+            out.push_str(&format!(
+                "  {}{aliases}: Release of {}\n",
+                suite.suite,
+                when(suite.release_date)
+            ));
+        }
+    }
+    out
+}
+
+/// `3d 4h`, `5h 2m`, `12m`, `40s`.
+pub fn age(secs: i64) -> String {
+    let s = secs.max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// Bytes in binary units: `12.6 GiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_sizes_read_naturally() {
+        assert_eq!(age(40), "40s");
+        assert_eq!(age(12 * 60 + 5), "12m");
+        assert_eq!(age(5 * 3600 + 120), "5h 2m");
+        assert_eq!(age(3 * 86_400 + 4 * 3600), "3d 4h");
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(13_529_147_392), "12.6 GiB");
+    }
+}

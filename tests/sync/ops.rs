@@ -1,0 +1,86 @@
+//! Operating a mirror: `debsync status` (human and JSON), a run stopped by Ctrl-C or SIGTERM
+//! (state says `interrupted`, the tree is as it was), and a killed run shown as interrupted.
+
+use std::time::Duration;
+
+use crate::common::*;
+use crate::support::*;
+
+fn status(f: &Fixture, extra: &[&str]) -> String {
+    let config = f.config_str();
+    let mut args = vec!["status", "--config", &config];
+    args.extend_from_slice(extra);
+    let out = run_debsync(&args);
+    assert_success(&out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn status_shows_the_last_run_in_text_and_json() {
+    let f = Fixture::new(|_| {}, "");
+    let never = status(&f, &[]);
+    assert!(never.starts_with("debian: never"), "{never}");
+    f.sync_ok();
+    let text = status(&f, &[]);
+    for want in [
+        "debian: ok",
+        "last success:",
+        "files fetched",
+        "archive serial: 20",
+        "pool:          3 files",
+        "stable: Release of ",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&status(&f, &["--json"])).unwrap();
+    let m = &json[0];
+    assert_eq!(m["mirror"], "debian");
+    assert_eq!(m["result"], "ok");
+    assert_eq!(m["pool_files"], 3);
+    assert_eq!(m["last_run"]["fetched_files"], 3);
+    assert!(m["suites"][0]["release_date"].as_i64().unwrap() > 0);
+}
+
+/// A run killed mid-way leaves `running` in its state file; nobody holds the lock, so status
+/// says what happened.
+#[test]
+fn a_killed_run_shows_as_interrupted() {
+    let f = Fixture::new(|_| {}, "");
+    f.sync_ok();
+    let path = f.tree().join(".debsync/state.json");
+    let mut state = f.state();
+    state["last_result"] = "running".into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert!(status(&f, &[]).starts_with("debian: interrupted"));
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM during the pool stage: the run stops, says so, leaves the
+/// served tree as it was and records `interrupted`; the next run converges.
+#[test]
+fn a_signal_abandons_the_run_cleanly() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut f = Fixture::new(|_| {}, "");
+        f.sync_ok();
+        f.change(|a| add(a, "newpkg", "1", "amd64"));
+        let before = f.served();
+        f.upstream.add_fault(FaultRule::contains(
+            "newpkg",
+            Fault::Drip {
+                chunk: 1,
+                every: Duration::from_millis(200),
+            },
+        ));
+        let child = f.spawn_sync();
+        f.wait_for_request("newpkg_1_amd64.deb", Duration::from_secs(20));
+        // SAFETY: a plain kill(2) on a child we own.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error: interrupted"), "{err}");
+        assert_same_tree(&before, &f.served());
+        assert_eq!(f.state()["last_result"], "interrupted");
+        f.upstream.clear_faults();
+        f.sync_ok();
+    }
+}
