@@ -34,6 +34,10 @@ pub enum FetchError {
     #[error("{url}: {}", error_chain(.source))]
     Network { url: String, source: reqwest::Error },
     #[error(
+        "upstream down: {failures} requests in a row got no answer or a server error; stopped instead of retrying every file"
+    )]
+    UpstreamDown { failures: u64 },
+    #[error(
         "{url}: timed out: {got} bytes in {secs} s is below the minimum rate of {min_rate} bytes/s (sync.min_rate)"
     )]
     TooSlow {
@@ -84,6 +88,7 @@ impl FetchError {
             | FetchError::TooLarge { .. }
             | FetchError::HashMismatch { .. } => true,
             FetchError::NotFound { .. }
+            | FetchError::UpstreamDown { .. }
             | FetchError::OverLimit { .. }
             | FetchError::Io { .. }
             | FetchError::Client(_) => false,
@@ -173,7 +178,13 @@ pub struct Fetcher {
     policy: RetryPolicy,
     received: Arc<AtomicU64>,
     pace: Pace,
+    /// Requests in a row that got no answer or a 5xx, over the whole run (the circuit breaker).
+    connect_failures: Arc<AtomicU64>,
 }
+
+/// Failed requests in a row (no answer, or a 5xx) after which upstream counts as down: the
+/// run stops instead of retrying every remaining file (hours, on a large mirror).
+pub const UPSTREAM_DOWN_AFTER: u64 = 16;
 
 /// The overall deadline of one request as a rate: after `grace` (the request timeout) the
 /// average rate since the request started must stay at or above `min_rate`. The idle-read
@@ -232,6 +243,7 @@ impl Fetcher {
                 max_delay: Duration::from_secs(60),
             },
             received: Arc::default(),
+            connect_failures: Arc::default(),
             pace: Pace {
                 grace: cfg.timeout(),
                 min_rate: cfg.min_rate,
@@ -252,11 +264,26 @@ impl Fetcher {
     {
         let mut attempt = 0;
         loop {
-            match op().await {
+            let failures = self.connect_failures.load(Ordering::Relaxed);
+            if failures >= UPSTREAM_DOWN_AFTER {
+                return Err(FetchError::UpstreamDown { failures });
+            }
+            let result = op().await;
+            match &result {
+                // No answer, or a server error: upstream itself is in trouble.
+                Err(FetchError::Network { .. }) => {
+                    self.connect_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(FetchError::Status { status, .. }) if status.is_server_error() => {
+                    self.connect_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => self.connect_failures.store(0, Ordering::Relaxed),
+            }
+            match result {
                 Ok(v) => return Ok(v),
                 Err(e) => match self.policy.delay(attempt, &e, jitter()) {
                     Some(d) => {
-                        tracing::debug!("retrying in {d:?}: {e}");
+                        tracing::warn!("retrying in {d:?}: {e}");
                         if !d.is_zero() {
                             tokio::time::sleep(d).await;
                         }

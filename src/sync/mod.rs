@@ -87,6 +87,8 @@ pub enum SyncError {
     },
     #[error("{what} panicked; the new indices were not published: {detail}")]
     Panicked { what: &'static str, detail: String },
+    #[error("{0}; the new indices were not published")]
+    UpstreamDown(String),
     #[error("interrupted by a signal; the served tree is as it was before this run")]
     Interrupted,
     #[error("the pool workers stopped before the planner finished")]

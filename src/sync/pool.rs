@@ -191,6 +191,18 @@ pub async fn sync_pool(
         });
     }
     let failures = std::mem::take(&mut *locked(&failures));
+    // One error for a dead upstream, not one per file that was never tried.
+    if let Some(down) = failures
+        .iter()
+        .find(|e| matches!(e, FetchError::UpstreamDown { .. }))
+    {
+        let cause = failures
+            .iter()
+            .find(|e| !matches!(e, FetchError::UpstreamDown { .. }))
+            .map(|e| format!(" (last: {e})"))
+            .unwrap_or_default();
+        return Err(SyncError::UpstreamDown(format!("{down}{cause}")));
+    }
     if !failures.is_empty() {
         return Err(SyncError::Pool(failures));
     }

@@ -84,3 +84,36 @@ fn a_signal_abandons_the_run_cleanly() {
         f.sync_ok();
     }
 }
+
+/// Upstream fails every request in the middle of the pool stage: the run stops after a few
+/// failures in a row with one clear error, instead of retrying every remaining file.
+#[test]
+fn a_dead_upstream_stops_the_run_early() {
+    let mut f = Fixture::new(|_| {}, "[sync]\nretries = 4\nconcurrency = 2\n");
+    f.sync_ok();
+    f.change(|a| {
+        for i in 0..60 {
+            add(a, &format!("pkg{i}"), "1", "amd64");
+        }
+    });
+    let before = f.served();
+    f.upstream
+        .add_fault(FaultRule::contains("/pool/", Fault::Status(503)));
+    let out = f.sync();
+    let err = assert_failure(&out);
+    assert!(err.contains("upstream down"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert_same_tree(&before, &f.served());
+    // 60 files x 5 attempts without the breaker; with it, about the threshold.
+    let pool_requests = f
+        .upstream
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/pool/"))
+        .count();
+    assert!(pool_requests < 40, "{pool_requests} pool requests");
+}
