@@ -13,6 +13,8 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 repo=$(cd "$here/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/debsync-bench}
 RUNS=${HYPERFINE_RUNS:-10}
@@ -71,39 +73,9 @@ phase_end
 
 # ---------------------------------------------------------------- nginx
 phase_start "start nginx"
-PORT=${BENCH_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+PORT=${BENCH_PORT:-$(free_port)}
 NG=$BENCH_DIR/nginx
-rm -rf "$NG"; mkdir -p "$NG/tmp"
-user_line=""; [ "$(id -u)" = 0 ] && user_line="user root root;"
-cat >"$NG/nginx.conf" <<EOF
-$user_line
-worker_processes 2;
-daemon off;
-pid $NG/nginx.pid;
-error_log $NG/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000;
-  keepalive_timeout 65;
-  default_type application/octet-stream;
-  client_body_temp_path $NG/tmp/body;
-  proxy_temp_path $NG/tmp/proxy;
-  fastcgi_temp_path $NG/tmp/fastcgi;
-  uwsgi_temp_path $NG/tmp/uwsgi;
-  scgi_temp_path $NG/tmp/scgi;
-  server {
-    listen 127.0.0.1:$PORT;
-    root $UP;
-    location ~ /\. { return 404; }
-  }
-}
-EOF
-nginx -t -c "$NG/nginx.conf" -p "$NG" >/dev/null 2>&1 || { nginx -t -c "$NG/nginx.conf" -p "$NG"; exit 1; }
-nginx -c "$NG/nginx.conf" -p "$NG" &
-NGINX_PID=$!
+nginx_start "$NG" "$UP" "$PORT" 2 'location ~ /\. { return 404; }' || exit 1
 MOUNTED=()
 cleanup() {
   kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
@@ -112,8 +84,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-URL=http://127.0.0.1:$PORT
-for _ in $(seq 50); do curl -sf -o /dev/null "$URL/dists/bookworm/Release" && break; sleep 0.1; done
+URL=$NGINX_URL
 curl -sf -o /dev/null "$URL/dists/bookworm/Release" || { echo "error: nginx not serving $URL" >&2; cat "$NG/error.log"; exit 1; }
 echo "upstream $URL (nginx pid $NGINX_PID)"
 phase_end

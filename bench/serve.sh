@@ -14,6 +14,8 @@ set -eu
 duration=${1:-5}
 conns=${2:-32}
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/bench/lib.sh"
 target=${CARGO_TARGET_DIR:-$here/target}
 bin=$target/release/debsync
 if [ ! -x "$bin" ]; then
@@ -50,49 +52,16 @@ PY
 touch -d '1 hour ago' "$tree/pool/main/l/big" "$tree/pool/main/l/big-linked"
 chmod -R a+rX "$tree"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # debsync
 RUST_LOG=warn "$bin" serve --root "$tree" --listen 127.0.0.1:0 > "$work/debsync.out" 2> "$work/debsync.err" &
 debsync_pid=$!
 
 # nginx, foreground, everything under $work.
-nginx_port=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes auto;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-events { worker_connections 1024; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
-    server {
-        listen 127.0.0.1:$nginx_port;
-        root $tree;
-        autoindex on;
-    }
-}
-CONF
-nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-nginx_pid=$!
+nginx_start "$work/nginx" "$tree" "$(free_port)" auto "autoindex on;" || exit 1
+nginx_pid=$NGINX_PID
 
 i=0
-while ! grep -q '^listening on ' "$work/debsync.out" 2>/dev/null \
-    || ! curl -s -o /dev/null "http://127.0.0.1:$nginx_port/"; do
+while ! grep -q '^listening on ' "$work/debsync.out" 2>/dev/null; do
     i=$((i + 1))
     if [ $i -gt 100 ]; then
         cat "$work/debsync.err" "$work/nginx/error.log" >&2 || true
@@ -102,7 +71,7 @@ while ! grep -q '^listening on ' "$work/debsync.out" 2>/dev/null \
     sleep 0.1
 done
 debsync_base=$(sed -n 's/^listening on //p' "$work/debsync.out")
-nginx_base=http://127.0.0.1:$nginx_port
+nginx_base=$NGINX_URL
 
 # Sanity: both serve the same bytes.
 for p in /pool/main/h/hello/hello_2.10-3_amd64.deb /dists/stable/Release; do
