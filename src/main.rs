@@ -16,6 +16,39 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: text for people, json (one object per line) for collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Only warnings and errors (cron mails nothing for a healthy run).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail: -v for debug (phase timings, retries), -vv for trace.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logging on stderr: `RUST_LOG` wins when set; else -q / -v pick the level.
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -102,15 +135,10 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging(&cli);
+    let quiet = cli.quiet;
     let result = match cli.command {
-        Command::Sync(args) => run_sync(args).await,
+        Command::Sync(args) => run_sync(args, quiet).await,
         Command::Serve(args) => run_serve(args).await,
         Command::Verify(args) => run_verify(args),
         Command::Status(args) => run_status(args),
@@ -156,7 +184,7 @@ async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
     Ok(())
 }
 
-async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
+async fn run_sync(args: SyncArgs, quiet: bool) -> Result<(), debsync::Error> {
     let config = debsync::config::Config::load(&args.config)?;
     let opts = debsync::sync::SyncOptions {
         force_delete: args.force_delete,
@@ -167,18 +195,19 @@ async fn run_sync(args: SyncArgs) -> Result<(), debsync::Error> {
     let mut failed = Vec::new();
     for (name, result) in results {
         match result {
+            Ok(_) if quiet => {}
             Ok(r) if r.outcome == debsync::sync::Outcome::Unchanged => {
                 println!("{}: unchanged ({} ms)", r.mirror, r.elapsed_ms);
             }
             Ok(r) => println!(
-                "{}: updated {} in {} ms: {} files fetched, {} verified on disk, {} deleted, {} bytes received",
+                "{}: updated {} in {:.1} s: {} files fetched, {} verified on disk, {} deleted, {} received",
                 r.mirror,
                 r.suites_updated.join(" "),
-                r.elapsed_ms,
+                r.elapsed_ms as f64 / 1000.0,
                 r.fetched_files,
                 r.checked_local,
                 r.deleted_files,
-                r.bytes_received
+                debsync::status::size(r.bytes_received)
             ),
             // One mirror: its error is the run's error, printed once by `main`.
             Err(e) if total == 1 => return Err(e.into()),

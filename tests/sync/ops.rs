@@ -117,3 +117,26 @@ fn a_dead_upstream_stops_the_run_early() {
         .count();
     assert!(pool_requests < 40, "{pool_requests} pool requests");
 }
+
+/// `-q` keeps a healthy run silent (cron mails nothing); `--log-format json` writes one JSON
+/// object per log line.
+#[test]
+fn quiet_and_json_logs() {
+    let f = Fixture::new(|_| {}, "");
+    let config = f.config_str();
+    let out = run_debsync(&["sync", "-q", "--config", &config]);
+    assert_success(&out);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    let out = run_debsync(&["--log-format", "json", "sync", "--config", &config]);
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{l}"
+        );
+    }
+}
