@@ -57,6 +57,13 @@ enum Command {
     Serve(ServeArgs),
     Verify(VerifyArgs),
     Status(StatusArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `debsync manpage > debsync.1`.
+    Manpage,
 }
 
 /// Show each mirror's last run, result, archive serial, Release age and pool size (from its
@@ -142,6 +149,22 @@ async fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args).await,
         Command::Verify(args) => run_verify(args),
         Command::Status(args) => run_status(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // Into a buffer first: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "debsync", &mut script);
+            std::io::stdout()
+                .write_all(&script)
+                .map_err(debsync::Error::Io)
+        }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(debsync::Error::Io)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,3 +140,24 @@ fn quiet_and_json_logs() {
         );
     }
 }
+
+/// Shell completions and the man page come from the CLI definition itself.
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run_debsync(&["completions", shell]);
+        assert_success(&out);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("status") && script.contains("--config"),
+            "{shell}"
+        );
+    }
+    let out = run_debsync(&["manpage"]);
+    assert_success(&out);
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        man.contains(".TH debsync 1") && man.contains("sync"),
+        "{man}"
+    );
+}
