@@ -16,6 +16,7 @@
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
 
 pub mod cleanup;
+pub mod layout;
 pub mod listed;
 pub mod lock;
 pub mod manifest;
@@ -261,7 +262,7 @@ pub async fn sync_mirror(
             && until < ctx.now
         {
             let e = SyncError::Expired {
-                what: ctx.shown(&format!("dists/{}/Release", u.suite)),
+                what: ctx.suite_shown(&u.suite, "Release"),
                 valid_until: crate::archive::date::format_rfc2822(until),
             };
             record_failure(&tree, &mut state, &e);
@@ -558,6 +559,9 @@ async fn run(
     }
 
     swap::publish_aliases(&ctx.tree, &wanted_aliases(ctx.mirror, state))?;
+    if ctx.mirror.flat {
+        layout::publish_root_links(&ctx.tree)?;
+    }
     for (waiting, dest) in &outcome.deferred {
         pool::replace_after_swap(&ctx.tree, waiting, dest).map_err(io_err(dest))?;
     }
