@@ -50,6 +50,24 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether the tree has pool files from an earlier run: `pool/`, or for a flat repository
+/// (whose pool files are at the root) a generation.
+pub fn pool_exists(tree: &Path, mirror: &MirrorConfig) -> bool {
+    match mirror.flat {
+        true => tree.join("dists").join(FLAT_SUITE).exists(),
+        false => tree.join("pool").exists(),
+    }
+}
+
+/// Whether a root entry is the mirror's own rather than a flat repository's pool: `dists/`,
+/// `project/`, private names, ftpsync's flag files (the run lock), the root links.
+pub fn owned_root_entry(name: &str, is_symlink: bool) -> bool {
+    is_symlink
+        || OWN_ROOT_NAMES.contains(&name)
+        || name.starts_with('.')
+        || super::lock::is_flag_name(name)
+}
+
 /// First path components a flat repository's pool files must not use beside `dists/` and
 /// `project/`: they are (or may become) links into the live generation. A pool file written
 /// there would land inside `dists/flat` without a swap, or replace a link.

@@ -431,7 +431,7 @@ async fn run(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let keyring = Keyring::load(&ctx.mirror.keyrings)?;
-    let pool_existed = ctx.tree.join("pool").exists();
+    let pool_existed = layout::pool_exists(&ctx.tree, ctx.mirror);
     // Leftovers of a killed run are garbage: the live tree never depends on staging.
     let staging = stage::staging_root(&ctx.tree);
     if staging.exists() {
@@ -491,7 +491,9 @@ async fn run(
     let mode = if (previous_ok || !pool_existed) && !opts.full {
         cleanup::Mode::Diff(std::mem::take(&mut outcome.unreferenced))
     } else {
-        cleanup::Mode::Walk
+        cleanup::Mode::Walk {
+            flat: ctx.mirror.flat,
+        }
     };
     let deletions = cleanup::plan(
         &ctx.tree,
