@@ -102,7 +102,7 @@ pub fn publish_root_links(tree: &Path) -> Result<(), SyncError> {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if name.starts_with('.') || OWN_ROOT_NAMES.contains(&name.as_str()) {
+            if owned_root_entry(&name, false) {
                 continue;
             }
             wanted.insert(name);
@@ -213,7 +213,13 @@ mod tests {
         let t = dir.path();
         let live = t.join("dists/flat");
         std::fs::create_dir_all(live.join("by-hash")).unwrap();
-        for n in ["InRelease", "Packages", "Packages.xz", ".hidden"] {
+        for n in [
+            "InRelease",
+            "Packages",
+            "Packages.xz",
+            ".hidden",
+            "Archive-Update-Required-x",
+        ] {
             std::fs::write(live.join(n), n).unwrap();
         }
         std::fs::write(t.join("hello.deb"), "pool").unwrap();
@@ -228,7 +234,9 @@ mod tests {
             std::fs::read_to_string(t.join("Packages.xz")).unwrap(),
             "Packages.xz"
         );
-        assert!(std::fs::symlink_metadata(t.join(".hidden")).is_err());
+        for own in [".hidden", "Archive-Update-Required-x"] {
+            assert!(std::fs::symlink_metadata(t.join(own)).is_err(), "{own}");
+        }
 
         // Next generation: Packages gone, Sources new, a real file holds a listed name.
         std::fs::remove_file(live.join("Packages")).unwrap();
