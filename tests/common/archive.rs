@@ -77,11 +77,16 @@ pub struct SourcePackage {
     pub component: String,
     /// (file name, bytes), e.g. `("hello_1.0-1.dsc", …)`.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Overrides `Directory:` (a flat repository's: `.`, as `apt-ftparchive sources .` says).
+    pub directory: Option<String>,
 }
 
 impl SourcePackage {
-    /// `pool/<component>/<prefix>/<name>`.
+    /// The override, or `pool/<component>/<prefix>/<name>`.
     pub fn directory(&self) -> String {
+        if let Some(d) = &self.directory {
+            return d.clone();
+        }
         format!(
             "pool/{}/{}/{}",
             self.component,
@@ -132,7 +137,8 @@ pub struct Suite {
     /// A flat repository, as `apt-ftparchive packages .` + `release .` make one: `Release`,
     /// `InRelease`, `Release.gpg`, one `Packages` for every architecture (and `Sources`) at the
     /// archive root, no `dists/`; Release has no `Suite`, `Codename`, `Components` or
-    /// `Architectures`; [`Suite::add_package`] gives `Filename: ./<name>_<version>_<arch>.deb`.
+    /// `Architectures`; [`Suite::add_package`] gives `Filename: ./<name>_<version>_<arch>.deb`,
+    /// [`Suite::add_source`] `Directory: .`.
     pub flat: bool,
 }
 
@@ -233,6 +239,7 @@ impl Suite {
                 (format!("{name}_{v}.dsc"), dsc.into_bytes()),
                 (format!("{name}_{upstream}.orig.tar.gz"), content.to_vec()),
             ],
+            directory: self.flat.then(|| ".".to_string()),
         });
         self.sources.last_mut().unwrap()
     }

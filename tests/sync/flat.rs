@@ -136,6 +136,27 @@ fn flat_update_goes_live_with_one_exchange() {
     assert_eq!(std::fs::read(old_by_hash).unwrap(), old_xz);
 }
 
+/// A kill between the exchange and the links leaves the new generation live with a link
+/// missing and one dangling (both 404, never the wrong generation); the next run, upstream
+/// unchanged, is not a no-op after a run that never finished, and puts the links right.
+#[test]
+fn flat_links_are_repaired_by_the_run_after_a_kill() {
+    let f = Fixture::flat(|_| {}, "");
+    f.sync_ok();
+    let healthy = f.served();
+    std::fs::remove_file(f.tree().join("Packages.xz")).unwrap();
+    std::os::unix::fs::symlink("dists/flat/Sources.xz", f.tree().join("Sources.xz")).unwrap();
+    let state_path = f.tree().join(".debsync/state.json");
+    let mut state = f.state();
+    state["last_result"] = "running".into();
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let stdout = f.sync_ok();
+    assert!(!stdout.contains("unchanged"), "{stdout}");
+    assert_same_tree(&healthy, &f.served());
+    assert_eq!(f.state()["last_result"], "ok");
+}
+
 #[test]
 fn flat_tampered_packages_is_refused_and_the_tree_kept() {
     let mut f = Fixture::flat(|_| {}, "");
@@ -164,16 +185,30 @@ fn flat_pool_file_under_a_root_link_is_refused() {
 
 #[test]
 fn apt_updates_and_downloads_from_a_served_flat_mirror() {
-    let f = Fixture::flat(|a| a.suites[0].acquire_by_hash = true, "");
+    let f = Fixture::flat(
+        |a| {
+            let s = &mut a.suites[0];
+            s.acquire_by_hash = true;
+            s.add_source("hello", "1.0-1", "main", &noise("hello-src", DEB_LEN));
+        },
+        "[[mirror]]\nsources = true\n",
+    );
     f.sync_ok();
+    let sources = String::from_utf8(f.archive.read("Sources")).unwrap();
+    assert!(sources.contains("\nDirectory: .\n"), "{sources}");
+    for p in ["hello_1.0-1.dsc", "hello_1.0.orig.tar.gz"] {
+        assert_eq!(
+            std::fs::read(f.tree().join(p)).unwrap(),
+            f.archive.read(p),
+            "{p}"
+        );
+    }
     let server = spawn_serve(&["--config", &f.config_str(), "--listen", "127.0.0.1:0"]).unwrap();
+    let url = format!("{}{MIRROR_NAME}/", server.url);
+    let k = f.keyring.display();
     let apt = Apt::with_sources_line(
         &f.tmp.path().join("apt"),
-        &format!(
-            "deb [signed-by={}] {}{MIRROR_NAME}/ ./\n",
-            f.keyring.display(),
-            server.url
-        ),
+        &format!("deb [signed-by={k}] {url} ./\ndeb-src [signed-by={k}] {url} ./\n"),
     );
     apt.update().assert_clean();
     for (name, file) in [("hello", FLAT_HELLO), ("data", FLAT_DATA)] {
@@ -182,6 +217,12 @@ fn apt_updates_and_downloads_from_a_served_flat_mirror() {
         let got = got.unwrap_or_else(|| panic!("apt-get download {name}: no .deb"));
         assert_eq!(std::fs::read(got).unwrap(), f.archive.read(file), "{name}");
     }
+    apt.run(&["source", "--download-only", "hello"])
+        .assert_clean();
+    assert_eq!(
+        std::fs::read(apt.download_dir().join("hello_1.0.orig.tar.gz")).unwrap(),
+        f.archive.read("hello_1.0.orig.tar.gz")
+    );
 }
 
 /// After a failed run the next one walks for orphans; a flat repository's pool is its root,
