@@ -168,6 +168,9 @@ pub struct MirrorConfig {
     /// Accept a Release without `Date` (then nothing guards against a rollback to an older
     /// signed Release). Off by default.
     pub allow_missing_date: bool,
+    /// A flat repository (`deb URL ./`): Release and `Packages` at the upstream root, no
+    /// suites or components. Synced as the one suite [`crate::sync::layout::FLAT_SUITE`].
+    pub flat: bool,
 }
 
 /// The keys that trim a full mirror. The default is everything Release lists for the chosen
@@ -226,9 +229,11 @@ struct RawConfig {
 struct RawMirror {
     name: String,
     upstream: String,
-    suites: Vec<String>,
-    components: Vec<String>,
-    architectures: Vec<String>,
+    suites: Option<Vec<String>>,
+    components: Option<Vec<String>>,
+    architectures: Option<Vec<String>>,
+    #[serde(default)]
+    flat: bool,
     keyring: OneOrMany,
     #[serde(default)]
     sources: bool,
@@ -373,12 +378,29 @@ impl Config {
                 let p = format!("{}/", upstream.path());
                 upstream.set_path(&p);
             }
-            check_list(&m.suites, &key("suites"), valid_suite)
-                .map_err(|msg| invalid(key("suites"), msg))?;
-            check_list(&m.components, &key("components"), valid_suite)
-                .map_err(|msg| invalid(key("components"), msg))?;
-            check_list(&m.architectures, &key("architectures"), valid_name)
-                .map_err(|msg| invalid(key("architectures"), msg))?;
+            // A flat repository is one Release at the upstream root: nothing to choose from,
+            // and its Packages mixes architectures under one signature.
+            let list = |name: &str, value: Option<Vec<String>>, ok: fn(&str) -> bool| match (
+                m.flat, value,
+            ) {
+                (true, Some(_)) => Err(invalid(
+                    key(name),
+                    "not used with flat = true: a flat repository is one Release at the \
+                         upstream root, mirrored whole"
+                        .into(),
+                )),
+                (true, None) => Ok(Vec::new()),
+                (false, None) => Err(invalid(key(name), "missing (or set flat = true)".into())),
+                (false, Some(list)) => check_list(&list, &key(name), ok)
+                    .map(|()| list)
+                    .map_err(|msg| invalid(key(name), msg)),
+            };
+            let mut suites = list("suites", m.suites, valid_suite)?;
+            let components = list("components", m.components, valid_suite)?;
+            let architectures = list("architectures", m.architectures, valid_name)?;
+            if m.flat {
+                suites = vec![crate::sync::layout::FLAT_SUITE.to_string()];
+            }
             // An empty list is allowed: no translations at all.
             if let Some(bad) = m.languages.iter().flatten().find(|l| !valid_language(l)) {
                 return Err(invalid(
@@ -410,9 +432,9 @@ impl Config {
             mirrors.push(MirrorConfig {
                 name: m.name,
                 upstream,
-                suites: m.suites,
-                components: m.components,
-                architectures: m.architectures,
+                suites,
+                components,
+                architectures,
                 keyrings,
                 sources: m.sources,
                 select: Selection {
@@ -424,6 +446,7 @@ impl Config {
                     pdiffs: m.pdiffs,
                 },
                 allow_missing_date: m.allow_missing_date,
+                flat: m.flat,
             });
         }
         Ok(Config {
@@ -537,6 +560,28 @@ keyring = "k.gpg"
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "{err:?} should name {key}");
         }
+    }
+
+    #[test]
+    fn flat_mirror_has_one_internal_suite_and_no_lists() {
+        let flat = GOOD
+            .replace("suites = [\"bookworm\"]\n", "flat = true\n")
+            .replace("components = [\"main\"]\n", "")
+            .replace("architectures = [\"amd64\"]\n", "");
+        let m = &parse(&flat).unwrap().mirrors[0];
+        assert!(m.flat);
+        assert_eq!(m.suites, [crate::sync::layout::FLAT_SUITE]);
+        assert!(m.components.is_empty() && m.architectures.is_empty());
+        for key in ["suites", "components", "architectures"] {
+            let text = format!("{flat}{key} = [\"x\"]\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("mirror[0].{key}")), "{err}");
+            assert!(err.contains("flat = true"), "{err}");
+        }
+        let err = parse(&GOOD.replace("components = [\"main\"]\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mirror[0].components: missing"), "{err}");
     }
 
     #[test]

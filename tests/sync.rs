@@ -11,6 +11,7 @@
 //! - `lifecycle`: no-op runs, by-hash generations, cleanup and its limit, trace and state,
 //!   and an upstream update end to end.
 //! - `client`: the real apt against `debsync serve` of the mirror, and `debsync verify`.
+//! - `flat`: flat repositories (`deb URL ./`), end to end, apt included.
 
 mod common;
 
@@ -19,6 +20,8 @@ mod support;
 
 #[path = "sync/client.rs"]
 mod client;
+#[path = "sync/flat.rs"]
+mod flat;
 #[path = "sync/hardening.rs"]
 mod hardening;
 #[path = "sync/index.rs"]

@@ -103,7 +103,7 @@ fn build(
     let sha_raw = sha256.ok_or_else(|| missing("SHA256"))?;
     let path = std::str::from_utf8(filename)
         .ok()
-        .and_then(|s| ArchivePath::new(s).ok())
+        .and_then(|s| ArchivePath::from_index(s).ok())
         .ok_or_else(|| bad("Filename", filename))?;
     let size = parse_size(size_raw).ok_or_else(|| bad("Size", size_raw))?;
     let sha256 = Sha256::from_hex_bytes(sha_raw).ok_or_else(|| bad("SHA256", sha_raw))?;

@@ -67,6 +67,14 @@ impl ArchivePath {
         Ok(ArchivePath(path.into()))
     }
 
+    /// A path as an index may spell it relative to the repository root: a flat repository
+    /// made with `apt-ftparchive packages .` says `Filename: ./hello_1.0_amd64.deb`. Leading
+    /// `./` are dropped (apt resolves the path against the same root); the rest must pass
+    /// [`ArchivePath::new`].
+    pub fn from_index(path: &str) -> Result<ArchivePath, PathError> {
+        ArchivePath::new(strip_current_dir(path))
+    }
+
     /// Joins two safe paths (`Directory:` + file name in Sources).
     pub fn join(&self, rest: &str) -> Result<ArchivePath, PathError> {
         ArchivePath::new(&format!("{}/{}", self.0, rest))
@@ -89,6 +97,14 @@ impl ArchivePath {
     pub fn parent(&self) -> &str {
         self.0.rsplit_once('/').map_or("", |(p, _)| p)
     }
+}
+
+/// `path` without its leading `./` (any number of them); `"./"` becomes `""`.
+pub fn strip_current_dir(mut path: &str) -> &str {
+    while let Some(rest) = path.strip_prefix("./") {
+        path = rest;
+    }
+    path
 }
 
 impl fmt::Display for ArchivePath {
@@ -127,6 +143,17 @@ mod tests {
     }
 
     #[test]
+    fn index_paths_drop_a_leading_current_dir() {
+        for (raw, want) in [
+            ("./hello_1.0_amd64.deb", "hello_1.0_amd64.deb"),
+            ("././amd64/x.deb", "amd64/x.deb"),
+            ("pool/main/x.deb", "pool/main/x.deb"),
+        ] {
+            assert_eq!(ArchivePath::from_index(raw).unwrap().as_str(), want);
+        }
+    }
+
+    #[test]
     fn refuses_escapes() {
         unsafe_!(
             "",
@@ -145,6 +172,12 @@ mod tests {
             "pool/.x.debsync-tmp",
             "..",
         );
+        for p in ["./", "./../x", "./.x", "././", "./a/./b", "./a//b", "/./a"] {
+            assert!(
+                ArchivePath::from_index(p).is_err(),
+                "{p:?} should be refused"
+            );
+        }
         let long = "a/".repeat(600);
         unsafe_!(&long, &"x".repeat(300));
     }

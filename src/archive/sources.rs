@@ -49,8 +49,13 @@ pub fn source_files(raw: &[u8], stanza: u64) -> Result<Vec<FileRef>, SourcesErro
         field,
         value: value.chars().take(200).collect(),
     };
-    let dir = p.get("Directory").ok_or_else(|| missing("Directory"))?;
-    let dir = ArchivePath::new(dir).map_err(|_| bad("Directory", dir))?;
+    let raw_dir = p.get("Directory").ok_or_else(|| missing("Directory"))?;
+    // A flat repository made with `apt-ftparchive sources .` says `Directory: .`: its files
+    // are at the repository root.
+    let dir = match super::path::strip_current_dir(raw_dir) {
+        "." | "" if !raw_dir.is_empty() => None,
+        d => Some(ArchivePath::new(d).map_err(|_| bad("Directory", raw_dir))?),
+    };
     if p.get("Checksums-Sha256").is_none() {
         return Err(missing("Checksums-Sha256"));
     }
@@ -67,7 +72,11 @@ pub fn source_files(raw: &[u8], stanza: u64) -> Result<Vec<FileRef>, SourcesErro
         if name.contains('/') {
             return Err(bad("Checksums-Sha256", line));
         }
-        let path = dir.join(name).map_err(|_| bad("Checksums-Sha256", line))?;
+        let path = match &dir {
+            Some(dir) => dir.join(name),
+            None => ArchivePath::new(name),
+        }
+        .map_err(|_| bad("Checksums-Sha256", line))?;
         out.push(FileRef { path, size, sha256 });
     }
     Ok(out)
@@ -94,8 +103,30 @@ mod tests {
     }
 
     #[test]
+    fn flat_directory_is_the_repository_root() {
+        for (dir, want) in [
+            (".", "hello_2.10.dsc"),
+            ("./", "hello_2.10.dsc"),
+            ("./src", "src/hello_2.10.dsc"),
+        ] {
+            let s = format!(
+                "Package: hello\nDirectory: {dir}\nChecksums-Sha256:\n {H} 1 hello_2.10.dsc\n"
+            );
+            let files = source_files(s.as_bytes(), 1).unwrap();
+            assert_eq!(files[0].path.as_str(), want, "{dir}");
+        }
+    }
+
+    #[test]
     fn refuses_escapes() {
-        for (dir, name) in [("../x", "a.dsc"), ("pool/x", "../../a.dsc"), ("/etc", "a")] {
+        for (dir, name) in [
+            ("../x", "a.dsc"),
+            ("pool/x", "../../a.dsc"),
+            ("/etc", "a"),
+            (".", ".."),
+            (".", ".hidden"),
+            ("./..", "a"),
+        ] {
             let s = format!("Package: p\nDirectory: {dir}\nChecksums-Sha256:\n {H} 1 {name}\n");
             assert!(source_files(s.as_bytes(), 3).is_err(), "{dir} {name}");
         }

@@ -2,10 +2,11 @@
 //!
 //! Two stages, each a type:
 //! 1. [`SafePath::parse`] turns the raw, still percent-encoded request path into a list of
-//!    decoded segments. It refuses `..` and `.` segments (encoded or not), backslashes, NUL and
+//!    decoded segments. It refuses `..` segments (encoded or not), backslashes, NUL and
 //!    invalid escapes outright instead of normalising them, and reports private names (any
-//!    segment starting with `.`, `Archive-Update-in-Progress-*`) as not found. Empty segments
-//!    (`//`) collapse, so a redirect built from a `SafePath` can never become `//host`.
+//!    segment starting with `.`, `Archive-Update-in-Progress-*`) as not found. Empty and `.`
+//!    segments collapse: apt asks a flat repository (`deb URL ./`) for `URL/./InRelease`, and
+//!    a redirect built from a `SafePath` can never become `//host`.
 //! 2. [`open_beneath`] opens the relative path under a tree with `openat2(RESOLVE_BENEATH)`, so
 //!    the kernel refuses any resolution (a symlink, absolute or relative) that leaves the tree.
 //!    The returned handle is what the response streams from: one open per request, so a
@@ -52,8 +53,8 @@ impl SafePath {
                 return Err(HttpError::BadPath("encoded '/', '\\' or NUL in path"));
             }
             match seg.as_str() {
-                "" => continue,
-                "." | ".." => return Err(HttpError::BadPath("'.' or '..' segment in path")),
+                "" | "." => continue,
+                ".." => return Err(HttpError::BadPath("'..' segment in path")),
                 s if is_private(s) => return Err(HttpError::Hidden),
                 _ => segments.push(seg),
             }
@@ -301,6 +302,8 @@ mod tests {
         );
         ok!("/%F0%9F%98%80", ["😀"], false);
         ok!("/a..b/c.", ["a..b", "c."], false);
+        ok!("/debian/./InRelease", ["debian", "InRelease"], false);
+        ok!("/debian/%2e/./", ["debian"], true);
         ok!("/line%0Abreak", ["line\nbreak"], false);
     }
 
@@ -311,7 +314,6 @@ mod tests {
         bad!("/..");
         bad!("/../etc/passwd");
         bad!("/a/../../b");
-        bad!("/a/./b");
         bad!("/%2e%2e/etc/passwd");
         bad!("/%2E%2E/etc");
         bad!("/.%2e/etc");

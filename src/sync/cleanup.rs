@@ -2,8 +2,9 @@
 //!
 //! Two ways to find them. After a clean previous run, the difference is already known from
 //! the planning pass (old index entries the new ones dropped), so cleanup costs what changed.
-//! After a first or failed run, the pool directory is walked and compared with every live
-//! index, which also removes temp files a killed run left behind. Either way the deletion
+//! After a first or failed run, the pool directory (a flat repository's: the tree root, less
+//! what [`super::layout`] owns) is walked and compared with every live index, which also
+//! removes temp files a killed run left behind. Either way the deletion
 //! count is checked against `max_delete` before the swap, so an upstream that suddenly lists
 //! nothing cannot empty the mirror.
 
@@ -27,8 +28,9 @@ pub struct Deletions {
 pub enum Mode {
     /// Candidates from the planning pass.
     Diff(Vec<String>),
-    /// Walk `pool/` against every live key.
-    Walk,
+    /// Walk `pool/` (a flat repository: the tree root, less what the layout owns) against
+    /// every live key.
+    Walk { flat: bool },
 }
 
 /// Decides what to delete. `new_keys` are the paths the parsed new indices list; `other_live`
@@ -65,20 +67,25 @@ pub fn plan(
                 })
                 .collect();
         }
-        Mode::Walk => {
+        Mode::Walk { flat } => {
             for src in other_live {
                 for_each_listed(tree, src, |f| {
                     new_keys.entry(path_key(f.path.as_str())).or_insert(0);
                     Ok(())
                 })?;
             }
-            walk(tree, "pool", &mut |rel, name| {
+            let mut visit = |rel: String, name: &str| {
                 if is_temp_name(name) {
                     out.temps.push(rel);
                 } else if !new_keys.contains_key(&path_key(&rel)) {
                     out.files.push(rel);
                 }
-            })?;
+            };
+            if flat {
+                walk_root(tree, &mut visit)?;
+            } else {
+                walk(tree, "pool", &mut visit)?;
+            }
         }
     }
     let total = new_keys.len() as u64 + out.files.len() as u64;
@@ -115,7 +122,29 @@ fn walk(tree: &Path, rel: &str, f: &mut dyn FnMut(String, &str)) -> Result<(), S
     Ok(())
 }
 
-/// Deletes, then prunes directories left empty (never `pool/` itself).
+/// A flat repository's pool: every root entry the layout does not own (temp files of a
+/// killed download included).
+fn walk_root(tree: &Path, f: &mut dyn FnMut(String, &str)) -> Result<(), SyncError> {
+    let entries = std::fs::read_dir(tree).map_err(io_err(tree))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(tree))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ft = entry.file_type().map_err(io_err(tree))?;
+        if ft.is_file() && is_temp_name(name) {
+            f(name.to_string(), name);
+        } else if super::layout::owned_root_entry(name, ft.is_symlink()) {
+            continue;
+        } else if ft.is_dir() {
+            walk(tree, name, f)?;
+        } else {
+            f(name.to_string(), name);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes, then prunes directories left empty (never `pool/` or the tree itself).
 pub fn delete(tree: &Path, d: &Deletions) -> u64 {
     let mut deleted = 0;
     let mut dirs: Vec<&str> = Vec::new();
@@ -133,11 +162,11 @@ pub fn delete(tree: &Path, d: &Deletions) -> u64 {
     dirs.dedup();
     for dir in dirs {
         let mut d = dir;
-        while d != "pool" && d.starts_with("pool/") {
+        while !d.is_empty() && d != "pool" {
             if std::fs::remove_dir(tree.join(d)).is_err() {
                 break;
             }
-            d = d.rsplit_once('/').map_or("pool", |(p, _)| p);
+            d = d.rsplit_once('/').map_or("", |(p, _)| p);
         }
     }
     deleted

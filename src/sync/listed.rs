@@ -178,7 +178,7 @@ async fn stage_one(
         Some(size) => Expected::new(size, l.sha256),
         None => Expected::hash_only(l.sha256, MAX_INSTALLER_FILE),
     };
-    let url = ctx.url(&format!("dists/{suite}/{}", l.path));
+    let url = ctx.suite_url(suite, l.path.as_str());
     match ctx.fetcher.download(&url, &dest, want).await {
         Ok(()) => Ok(()),
         Err(FetchError::NotFound { .. }) => Err(SyncError::Index {
@@ -221,6 +221,7 @@ mod tests {
             sources: false,
             select: crate::config::Selection::default(),
             allow_missing_date: false,
+            flat: false,
         };
         let mut r = r.clone();
         r.files.push(FileRef {

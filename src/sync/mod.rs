@@ -16,6 +16,7 @@
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
 
 pub mod cleanup;
+pub mod layout;
 pub mod listed;
 pub mod lock;
 pub mod manifest;
@@ -261,7 +262,7 @@ pub async fn sync_mirror(
             && until < ctx.now
         {
             let e = SyncError::Expired {
-                what: ctx.shown(&format!("dists/{}/Release", u.suite)),
+                what: ctx.suite_shown(&u.suite, "Release"),
                 valid_until: crate::archive::date::format_rfc2822(until),
             };
             record_failure(&tree, &mut state, &e);
@@ -430,7 +431,7 @@ async fn run(
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let keyring = Keyring::load(&ctx.mirror.keyrings)?;
-    let pool_existed = ctx.tree.join("pool").exists();
+    let pool_existed = layout::pool_exists(&ctx.tree, ctx.mirror);
     // Leftovers of a killed run are garbage: the live tree never depends on staging.
     let staging = stage::staging_root(&ctx.tree);
     if staging.exists() {
@@ -490,7 +491,9 @@ async fn run(
     let mode = if (previous_ok || !pool_existed) && !opts.full {
         cleanup::Mode::Diff(std::mem::take(&mut outcome.unreferenced))
     } else {
-        cleanup::Mode::Walk
+        cleanup::Mode::Walk {
+            flat: ctx.mirror.flat,
+        }
     };
     let deletions = cleanup::plan(
         &ctx.tree,
@@ -558,6 +561,9 @@ async fn run(
     }
 
     swap::publish_aliases(&ctx.tree, &wanted_aliases(ctx.mirror, state))?;
+    if ctx.mirror.flat {
+        layout::publish_root_links(&ctx.tree)?;
+    }
     for (waiting, dest) in &outcome.deferred {
         pool::replace_after_swap(&ctx.tree, waiting, dest).map_err(io_err(dest))?;
     }

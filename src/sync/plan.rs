@@ -141,6 +141,9 @@ pub fn select_indices(
     release: &Release,
     mirror: &MirrorConfig,
 ) -> Result<Vec<IndexGroup>, PlanError> {
+    if mirror.flat {
+        return select_flat(release, mirror);
+    }
     let mut selected: Vec<ComponentDirs> = Vec::new();
     for component in &mirror.components {
         let name = if release.components.is_empty() {
@@ -207,6 +210,47 @@ pub fn select_indices(
     Ok(groups.into_values().collect())
 }
 
+/// A flat repository's Release lists its indices at its root, with no components: its
+/// `Packages` (required) and, with `sources = true`, its `Sources` list the pool; everything
+/// else it lists follows the usual rules (every architecture is wanted: one flat `Packages`
+/// holds them all).
+fn select_flat(release: &Release, mirror: &MirrorConfig) -> Result<Vec<IndexGroup>, PlanError> {
+    let rules = Rules::new(release, mirror);
+    let mut groups: BTreeMap<String, IndexGroup> = BTreeMap::new();
+    for f in &release.files {
+        let (base, _) = Compression::split(f.path.as_str());
+        let kind = match base {
+            "Packages" => IndexKind::Packages,
+            "Sources" if mirror.sources => IndexKind::Sources,
+            "Sources" => continue,
+            _ => match rules.classify(f.path.as_str()) {
+                Some(kind) => kind,
+                None => continue,
+            },
+        };
+        groups
+            .entry(base.to_string())
+            .or_insert_with(|| IndexGroup {
+                base: base.to_string(),
+                kind,
+                variants: Vec::new(),
+                required: kind.lists_pool(),
+            })
+            .variants
+            .push(f.clone());
+    }
+    let mut required = vec!["Packages"];
+    if mirror.sources {
+        required.push("Sources");
+    }
+    for base in required {
+        if !groups.contains_key(base) {
+            return Err(PlanError::MissingIndex { base: base.into() });
+        }
+    }
+    Ok(groups.into_values().collect())
+}
+
 /// The selection rules for one (Release, mirror) pair.
 struct Rules<'a> {
     /// Every architecture name Release knows (a segment `x-<one of these>` is arch-specific).
@@ -228,6 +272,9 @@ impl<'a> Rules<'a> {
         wanted_archs.push("all");
         if mirror.sources {
             wanted_archs.push("source");
+        }
+        if mirror.flat {
+            wanted_archs = known_archs.clone();
         }
         Rules {
             known_archs,
@@ -406,6 +453,7 @@ mod tests {
             sources,
             select: Selection::default(),
             allow_missing_date: false,
+            flat: false,
         }
     }
 
@@ -626,6 +674,59 @@ mod tests {
         assert_eq!(
             bases(&groups),
             ["Contents-amd64", "main/binary-amd64/Packages"]
+        );
+    }
+
+    #[test]
+    fn flat_release_lists_its_pool_at_the_root() {
+        let r = release_with(
+            &[],
+            &[
+                "Packages",
+                "Packages.gz",
+                "Packages.xz",
+                "Sources.xz",
+                "Contents-amd64.gz",
+                "Contents-arm64.gz",
+                "i18n/Translation-en",
+            ],
+        );
+        let mut m = mirror(&[], false);
+        m.flat = true;
+        m.suites = vec![crate::sync::layout::FLAT_SUITE.into()];
+        m.architectures.clear();
+        let groups = select_indices(&r, &m).unwrap();
+        assert_eq!(
+            bases(&groups),
+            [
+                "Contents-amd64",
+                "Contents-arm64",
+                "Packages",
+                "i18n/Translation-en"
+            ]
+        );
+        let packages = groups.iter().find(|g| g.base == "Packages").unwrap();
+        assert_eq!(packages.kind, IndexKind::Packages);
+        assert!(packages.required);
+        assert_eq!(packages.variants.len(), 3);
+        assert!(
+            groups
+                .iter()
+                .filter(|g| g.base != "Packages")
+                .all(|g| g.kind == IndexKind::Plain && !g.required)
+        );
+
+        m.sources = true;
+        let groups = select_indices(&r, &m).unwrap();
+        let sources = groups.iter().find(|g| g.base == "Sources").unwrap();
+        assert_eq!((sources.kind, sources.required), (IndexKind::Sources, true));
+
+        let err = select_indices(&release_with(&[], &["Sources.xz"]), &m).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::MissingIndex {
+                base: "Packages".into()
+            }
         );
     }
 

@@ -280,10 +280,14 @@ fn plan_pool(
             {
                 return Err(conflict(tree, &f, new, unchanged));
             }
-            // The pool must not reach into the trees the swap replaces, the trace, or our
-            // flag files (the run lock). Hidden names never get this far (ArchivePath).
+            // The pool must not reach into the trees the swap replaces, the trace, our flag
+            // files (the run lock), or a flat repository's root links into the live
+            // generation. Hidden names never get this far (ArchivePath).
             let first = f.path.as_str().split('/').next().unwrap_or("");
-            if matches!(first, "dists" | "project") || super::lock::is_flag_name(first) {
+            if matches!(first, "dists" | "project")
+                || super::lock::is_flag_name(first)
+                || src.reserved.iter().any(|r| r == first)
+            {
                 return Err(SyncError::Index {
                     file: src.display.clone(),
                     detail: format!(

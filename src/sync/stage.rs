@@ -8,13 +8,14 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::listed;
 use super::plan::{IndexGroup, IndexKind, by_hash_path, select_indices, unchanged_in};
 use super::state::SuiteState;
 use super::{Ctx, SyncError, io_err};
+use super::{layout, listed};
 use crate::archive::compression::Compression;
 use crate::archive::release::Release;
 use crate::archive::{FileRef, Sha256};
@@ -34,9 +35,8 @@ pub struct UpstreamRelease {
 
 impl UpstreamRelease {
     pub async fn fetch(ctx: &Ctx<'_>, suite: &str) -> Result<UpstreamRelease, SyncError> {
-        let dists = format!("dists/{suite}");
         let get = |name: &'static str| {
-            let url = ctx.url(&format!("{dists}/{name}"));
+            let url = ctx.suite_url(suite, name);
             async move { ctx.fetcher.get_small(&url, MAX_RELEASE).await }
         };
         let (inrelease, release, release_gpg) =
@@ -44,7 +44,7 @@ impl UpstreamRelease {
         let (inrelease, release, release_gpg) = (inrelease?, release?, release_gpg?);
         if inrelease.is_none() && (release.is_none() || release_gpg.is_none()) {
             return Err(SyncError::NoRelease {
-                url: ctx.shown(&format!("{dists}/")),
+                url: ctx.suite_shown(suite, ""),
             });
         }
         Ok(UpstreamRelease {
@@ -76,12 +76,12 @@ impl UpstreamRelease {
     }
 
     fn verify(&self, keyring: &Keyring, ctx: &Ctx<'_>) -> Result<VerifiedRelease, SyncError> {
-        let dists = format!("dists/{}", self.suite);
+        let suite = &self.suite;
         if let Some(bytes) = &self.inrelease {
             return Ok(verify_inrelease(
                 bytes,
                 keyring,
-                &ctx.shown(&format!("{dists}/InRelease")),
+                &ctx.suite_shown(suite, "InRelease"),
             )?);
         }
         match (&self.release, &self.release_gpg) {
@@ -89,10 +89,10 @@ impl UpstreamRelease {
                 r,
                 sig,
                 keyring,
-                ctx.shown(&format!("{dists}/Release")).as_str(),
+                ctx.suite_shown(suite, "Release").as_str(),
             )?),
             _ => Err(SyncError::NoRelease {
-                url: ctx.shown(&format!("{dists}/")),
+                url: ctx.suite_shown(suite, ""),
             }),
         }
     }
@@ -107,6 +107,8 @@ pub struct ParseSource {
     pub compression: Compression,
     pub kind: IndexKind,
     pub sha256: Sha256,
+    /// First path components its pool files must not use ([`layout::reserved_pool_roots`]).
+    pub reserved: Arc<[String]>,
 }
 
 pub struct StagedGroup {
@@ -141,7 +143,7 @@ pub async fn stage_suite(
     let suite = &up.suite;
     let verified = up.verify(keyring, ctx)?;
     let release = verified.release();
-    let what = ctx.shown(&format!("dists/{suite}/Release"));
+    let what = ctx.suite_shown(suite, "Release");
     if let Some(until) = release.valid_until
         && until < ctx.now
     {
@@ -221,7 +223,7 @@ pub async fn stage_suite(
             .iter()
             .any(|v| present_paths.contains(v.path.as_str()))
         {
-            let url = ctx.shown(&format!("dists/{suite}/{}", g.base));
+            let url = ctx.suite_shown(suite, &g.base);
             if g.required {
                 return Err(SyncError::MissingIndex { what: url });
             }
@@ -246,10 +248,13 @@ pub async fn stage_suite(
 
     let mut staged_groups = Vec::new();
     let mut old_sources = Vec::new();
+    let reserved: Arc<[String]> = layout::reserved_pool_roots(ctx.mirror, release).into();
     for g in groups.iter().filter(|g| g.kind.lists_pool()) {
-        let source = parse_source(g, suite, &dir, |f| present_paths.contains(f.path.as_str()));
+        let source = parse_source(g, suite, &dir, &reserved, |f| {
+            present_paths.contains(f.path.as_str())
+        });
         let old_source = old_groups.iter().find(|o| o.base == g.base).and_then(|o| {
-            parse_source(o, suite, &live_dir, |f| {
+            parse_source(o, suite, &live_dir, &reserved, |f| {
                 live_dir.join(f.path.as_path()).is_file()
             })
         });
@@ -269,7 +274,7 @@ pub async fn stage_suite(
     // Groups that are gone from the new selection: all their pool files may be unreferenced.
     for o in &old_groups {
         if !groups.iter().any(|g| g.base == o.base)
-            && let Some(s) = parse_source(o, suite, &live_dir, |f| {
+            && let Some(s) = parse_source(o, suite, &live_dir, &reserved, |f| {
                 live_dir.join(f.path.as_path()).is_file()
             })
         {
@@ -309,8 +314,11 @@ async fn upstream_aliases(
         (None, None) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
+    if ctx.mirror.flat {
+        return Ok(out);
+    }
     for alias in super::plan::aliases(&up.suite, release) {
-        let url = ctx.url(&format!("dists/{alias}/{name}"));
+        let url = ctx.suite_url(&alias, name);
         if ctx.fetcher.get_small(&url, MAX_RELEASE).await?.as_ref() == Some(ours) {
             out.push(alias);
         }
@@ -357,6 +365,7 @@ fn parse_source(
     g: &IndexGroup,
     suite: &str,
     dir: &Path,
+    reserved: &Arc<[String]>,
     exists: impl Fn(&FileRef) -> bool,
 ) -> Option<ParseSource> {
     if !g.kind.lists_pool() {
@@ -369,6 +378,7 @@ fn parse_source(
         compression: Compression::from_name(f.path.as_str())?,
         kind: g.kind,
         sha256: f.sha256,
+        reserved: reserved.clone(),
     })
 }
 
@@ -413,14 +423,14 @@ async fn stage_file<'f>(
     // by-hash first when upstream offers it: immune to upstream replacing the file by name
     // between our InRelease fetch and this request.
     if by_hash {
-        let url = ctx.url(&format!("dists/{suite}/{}", by_hash_path(f)));
+        let url = ctx.suite_url(suite, &by_hash_path(f));
         match ctx.fetcher.download(&url, &dest, want).await {
             Ok(()) => return Ok(Some(f)),
             Err(FetchError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    let url = ctx.url(&format!("dists/{suite}/{}", f.path));
+    let url = ctx.suite_url(suite, f.path.as_str());
     match ctx.fetcher.download(&url, &dest, want).await {
         Ok(()) => Ok(Some(f)),
         Err(FetchError::NotFound { .. }) => Ok(None),
@@ -538,7 +548,7 @@ fn write_release_files(
         write("InRelease", b)?;
     }
     if let (Some(r), Some(sig)) = (&up.release, &up.release_gpg) {
-        let what = ctx.shown(&format!("dists/{}/Release", up.suite));
+        let what = ctx.suite_shown(&up.suite, "Release");
         let detached = verify_detached(r, sig, keyring, &what);
         let agrees = match (&detached, &up.inrelease) {
             (Ok(d), Some(inrel)) => {
@@ -582,10 +592,11 @@ pub fn live_sources_of(
     let Ok(groups) = select_indices(release, mirror) else {
         return Vec::new();
     };
+    let reserved: Arc<[String]> = layout::reserved_pool_roots(mirror, release).into();
     groups
         .iter()
         .filter_map(|g| {
-            parse_source(g, suite, live_dir, |f| {
+            parse_source(g, suite, live_dir, &reserved, |f| {
                 live_dir.join(f.path.as_path()).is_file()
             })
         })

@@ -13,6 +13,8 @@
 //! done with [`TestArchive::corrupt`], [`TestArchive::tamper_inrelease`] and friends. Real
 //! archive shapes (Translation, Contents, DEP-11, installer, pdiffs, aliases, the security and
 //! Ubuntu layouts) are [`Suite::shape`], see [`super::shapes`].
+//!
+//! [`TestArchive::new_flat`] makes a flat repository instead (`deb URL ./`, see [`Suite::flat`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -75,11 +77,16 @@ pub struct SourcePackage {
     pub component: String,
     /// (file name, bytes), e.g. `("hello_1.0-1.dsc", …)`.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Overrides `Directory:` (a flat repository's: `.`, as `apt-ftparchive sources .` says).
+    pub directory: Option<String>,
 }
 
 impl SourcePackage {
-    /// `pool/<component>/<prefix>/<name>`.
+    /// The override, or `pool/<component>/<prefix>/<name>`.
     pub fn directory(&self) -> String {
+        if let Some(d) = &self.directory {
+            return d.clone();
+        }
         format!(
             "pool/{}/{}/{}",
             self.component,
@@ -127,6 +134,12 @@ pub struct Suite {
     /// Real-archive indices and layouts (all off by default): see [`Shape`] and the
     /// builders in [`super::shapes`] (`with_full_indices`, `ubuntu_layout`, …).
     pub shape: Shape,
+    /// A flat repository, as `apt-ftparchive packages .` + `release .` make one: `Release`,
+    /// `InRelease`, `Release.gpg`, one `Packages` for every architecture (and `Sources`) at the
+    /// archive root, no `dists/`; Release has no `Suite`, `Codename`, `Components` or
+    /// `Architectures`; [`Suite::add_package`] gives `Filename: ./<name>_<version>_<arch>.deb`,
+    /// [`Suite::add_source`] `Directory: .`.
+    pub flat: bool,
 }
 
 impl Suite {
@@ -157,6 +170,17 @@ impl Suite {
             sources: Vec::new(),
             extra_stanzas: Vec::new(),
             shape: Shape::default(),
+            flat: false,
+        }
+    }
+
+    /// Where the suite's Release and indices are, relative to the archive root:
+    /// `dists/<dir>/`, or `` for a flat repository.
+    pub fn dir_rel(&self) -> String {
+        if self.flat {
+            String::new()
+        } else {
+            format!("dists/{}/", self.dir_name())
         }
     }
 
@@ -175,13 +199,16 @@ impl Suite {
         if !self.architectures.iter().any(|a| a == arch) {
             self.architectures.push(arch.to_string());
         }
+        let filename = self
+            .flat
+            .then(|| format!("./{name}_{}_{arch}.deb", version_in_filename(version)));
         self.packages.push(Package {
             name: name.to_string(),
             version: version.to_string(),
             arch: arch.to_string(),
             component: component.to_string(),
             content: content.to_vec(),
-            filename: None,
+            filename,
             size_override: None,
             extra_fields: Vec::new(),
         });
@@ -212,6 +239,7 @@ impl Suite {
                 (format!("{name}_{v}.dsc"), dsc.into_bytes()),
                 (format!("{name}_{upstream}.orig.tar.gz"), content.to_vec()),
             ],
+            directory: self.flat.then(|| ".".to_string()),
         });
         self.sources.last_mut().unwrap()
     }
@@ -292,6 +320,15 @@ impl TestArchive {
         }
     }
 
+    /// A flat repository in `dir` (one [`Suite::flat`] suite, called `flat`), signed by
+    /// [`TestKey::shared`]. Nothing is written until `build()`.
+    pub fn new_flat(dir: impl Into<PathBuf>) -> TestArchive {
+        let mut a = TestArchive::new(dir);
+        a.suites[0] = Suite::new("flat");
+        a.suites[0].flat = true;
+        a
+    }
+
     /// Uses `key` as the archive key for every suite (unless a suite sets `signer`).
     pub fn with_key(mut self, key: &TestKey) -> TestArchive {
         self.key = key.clone();
@@ -362,7 +399,10 @@ impl TestArchive {
     /// Changes one byte of the signed text of `dists/<suite>/InRelease` (the first letter of
     /// the `Label:` value), so the signature no longer verifies.
     pub fn tamper_inrelease(&self, suite: &str) {
-        let rel = format!("dists/{suite}/InRelease");
+        let rel = match self.suites.iter().find(|s| s.name == suite && s.flat) {
+            Some(_) => "InRelease".to_string(),
+            None => format!("dists/{suite}/InRelease"),
+        };
         let mut bytes = self.read(&rel);
         let needle = b"\nLabel: ";
         let at = bytes
@@ -387,8 +427,9 @@ impl TestArchive {
         for suite in &self.suites {
             for p in suite.packages.iter().chain(&udebs(suite)) {
                 let name = p.filename();
-                if is_safe_relative(&name) {
-                    pool.insert(self.dir.join(&name), p.content.clone());
+                let name = name.trim_start_matches("./");
+                if is_safe_relative(name) {
+                    pool.insert(self.dir.join(name), p.content.clone());
                 }
             }
             for s in &suite.sources {
@@ -427,13 +468,39 @@ impl TestArchive {
 }
 
 fn build_suite(root: &Path, suite: &Suite, key: &TestKey, pdiffs: &mut PdiffLog) {
-    let suite_dir = root.join("dists").join(suite.dir_name());
+    let suite_dir = root.join(suite.dir_rel());
     // Everything the Release lists (and what else the build writes), relative to the suite dir.
     let mut out = Listing::default();
     // Paths written to disk this build (relative to the suite dir).
     let mut written: BTreeSet<String> = BTreeSet::new();
 
-    for component in &suite.components {
+    if suite.flat {
+        let mut text: String = suite
+            .packages
+            .iter()
+            .map(|p| format!("{}\n", package_stanza(p)))
+            .collect();
+        for (_, _, raw) in &suite.extra_stanzas {
+            text.push_str(raw.trim_end_matches('\n'));
+            text.push_str("\n\n");
+        }
+        let compressions = suite.shape.index_compressions();
+        out.add_index("Packages", text.into_bytes(), compressions);
+        if suite.with_sources {
+            let text: String = suite
+                .sources
+                .iter()
+                .map(|s| format!("{}\n", source_stanza(s)))
+                .collect();
+            out.add_index("Sources", text.into_bytes(), compressions);
+        }
+    }
+    let components = if suite.flat {
+        &[][..]
+    } else {
+        &suite.components[..]
+    };
+    for component in components {
         for arch in suite.index_architectures() {
             let mut text = String::new();
             for p in suite.packages.iter().filter(|p| {
@@ -521,9 +588,17 @@ fn build_suite(root: &Path, suite: &Suite, key: &TestKey, pdiffs: &mut PdiffLog)
         written.insert("Release.gpg".to_string());
     }
 
-    // Drop stale files from a previous build (old by-hash generations are kept).
+    // Drop stale files from a previous build (old by-hash generations are kept). At a flat
+    // repository's root only index and Release files are the suite's.
+    let suites_own = |rel: &str| {
+        !suite.flat
+            || (!rel.contains('/')
+                && ["Packages", "Sources", "Release", "InRelease"]
+                    .iter()
+                    .any(|p| rel.starts_with(p)))
+    };
     for rel in walk_files(&suite_dir) {
-        if !written.contains(&rel) && !rel.contains("/by-hash/") {
+        if !written.contains(&rel) && !rel.contains("/by-hash/") && suites_own(&rel) {
             std::fs::remove_file(suite_dir.join(&rel)).unwrap();
         }
     }
@@ -563,8 +638,10 @@ fn release_text(suite: &Suite, listed: &BTreeMap<String, Vec<u8>>) -> String {
     let mut r = String::new();
     r.push_str(&format!("Origin: {}\n", suite.origin));
     r.push_str(&format!("Label: {}\n", suite.label));
-    r.push_str(&format!("Suite: {}\n", suite.name));
-    r.push_str(&format!("Codename: {}\n", suite.codename));
+    if !suite.flat {
+        r.push_str(&format!("Suite: {}\n", suite.name));
+        r.push_str(&format!("Codename: {}\n", suite.codename));
+    }
     if !suite.omit_date {
         r.push_str(&format!("Date: {date}\n"));
     }
@@ -574,11 +651,13 @@ fn release_text(suite: &Suite, listed: &BTreeMap<String, Vec<u8>>) -> String {
     if suite.acquire_by_hash {
         r.push_str("Acquire-By-Hash: yes\n");
     }
-    r.push_str(&format!(
-        "Architectures: {}\n",
-        suite.index_architectures().join(" ")
-    ));
-    r.push_str(&format!("Components: {}\n", components.join(" ")));
+    if !suite.flat {
+        r.push_str(&format!(
+            "Architectures: {}\n",
+            suite.index_architectures().join(" ")
+        ));
+        r.push_str(&format!("Components: {}\n", components.join(" ")));
+    }
     r.push_str("Description: debsync test archive\n");
     for (k, v) in &suite.extra_release_fields {
         r.push_str(&format!("{k}: {v}\n"));

@@ -329,6 +329,45 @@ pub fn served_snapshot(tree: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What clients can see of a whole tree, for a flat mirror whose root holds links and pool
+/// files: like [`served_snapshot`], but every top-level name except `project/` (the trace
+/// changes on every run) and the sync lock.
+pub fn served_root_snapshot(tree: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let rel = path
+                .strip_prefix(tree)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with('.')
+                || rel == "project"
+                || name.starts_with("Archive-Update-in-Progress-")
+            {
+                continue;
+            }
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(rel, format!("symlink -> {}", target.display()));
+            } else if ft.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(rel, sha256_hex(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out
+}
+
 /// Panics with a readable diff unless two snapshots are equal.
 pub fn assert_same_tree(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
     if before == after {

@@ -55,7 +55,13 @@ pub struct Fixture {
     pub upstream: Upstream,
     pub keyring: PathBuf,
     pub config: PathBuf,
+    /// A flat repository mirrored with `flat = true` ([`Fixture::flat`]).
+    pub flat: bool,
 }
+
+pub const FLAT_HELLO: &str = "hello_1.0-1_amd64.deb";
+pub const FLAT_DATA: &str = "data_0.5_all.deb";
+pub const FLAT_LIBFOO: &str = "libfoo1_3.1_amd64.deb";
 
 impl Fixture {
     /// [`sample_archive`], edited by `edit`, built and served; `extra_toml` is merged into the
@@ -75,6 +81,42 @@ impl Fixture {
             upstream,
             keyring,
             config,
+            flat: false,
+        }
+    }
+
+    /// A flat repository ([`TestArchive::new_flat`]) with the packages of [`sample_archive`]
+    /// (pool files at its root: [`FLAT_HELLO`], [`FLAT_DATA`], [`FLAT_LIBFOO`]), edited by
+    /// `edit`, built and served; the mirror has `flat = true` and no suites, components or
+    /// architectures. `extra_toml` as for [`Fixture::new`].
+    pub fn flat(edit: impl FnOnce(&mut TestArchive), extra_toml: &str) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut archive = TestArchive::new_flat(tmp.path().join("upstream"));
+        add(&mut archive, "hello", "1.0-1", "amd64");
+        add(&mut archive, "data", "2:0.5", "all");
+        add(&mut archive, "libfoo1", "3.1", "amd64");
+        edit(&mut archive);
+        archive.build();
+        let upstream = Upstream::serve(archive.dir());
+        let keyring = tmp.path().join("keys/archive.gpg");
+        archive.key().write_keyring(&keyring);
+        let config = write_config(tmp.path(), &upstream.base_url(), &keyring, extra_toml);
+        let mut doc: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+        let mirror = doc["mirror"].as_array_mut().unwrap()[0]
+            .as_table_mut()
+            .unwrap();
+        for key in ["suites", "components", "architectures"] {
+            mirror.remove(key);
+        }
+        mirror.insert("flat".into(), true.into());
+        std::fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
+        Fixture {
+            tmp,
+            archive,
+            upstream,
+            keyring,
+            config,
+            flat: true,
         }
     }
 
@@ -108,7 +150,11 @@ impl Fixture {
 
     /// What clients can see of the tree: [`snapshot_tree`] without private names (`.…`).
     pub fn served(&self) -> BTreeMap<String, String> {
-        served_snapshot(&self.tree())
+        if self.flat {
+            served_root_snapshot(&self.tree())
+        } else {
+            served_snapshot(&self.tree())
+        }
     }
 
     /// Rebuilds upstream after `edit` (an "upstream changed" step).
