@@ -149,7 +149,7 @@ fn completions_and_man_page() {
         assert_success(&out);
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(
-            script.contains("status") && script.contains("--config"),
+            script.contains("status") && script.contains("config"),
             "{shell}"
         );
     }
