@@ -10,8 +10,7 @@ use std::path::Path;
 use crate::archive::FileRef;
 use crate::config::{Config, MirrorConfig};
 use crate::fetch::hash_file;
-use crate::sync::pool::{for_each_file, path_key};
-use crate::sync::stage::{live_sources_of, read_live_release};
+use crate::sync::live::{for_each_pool_file, path_key, read_release, sources_of};
 use crate::verify::Keyring;
 
 /// One thing wrong in a tree.
@@ -40,11 +39,12 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
     let tree = mirror.tree(&config.root);
     let keyring = Keyring::load(&mirror.keyrings).map_err(crate::sync::SyncError::from)?;
     let mut report = CheckReport::default();
-    // Pool path → (size, SHA256) as first listed: a second listing must agree.
-    let mut seen: HashMap<u128, (u64, crate::archive::Sha256, String)> = HashMap::new();
+    // Pool path → (size, SHA256, which index) as first listed: a second listing must agree.
+    let mut seen: HashMap<u128, (u64, crate::archive::Sha256, usize)> = HashMap::new();
+    let mut indices: Vec<String> = Vec::new();
     for suite in &mirror.suites {
         let dir = tree.join("dists").join(suite);
-        let verified = match read_live_release(&dir, &keyring) {
+        let verified = match read_release(&dir, &keyring) {
             Ok(v) => v,
             Err(e) => {
                 report.problems.push(Problem {
@@ -63,11 +63,13 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
             check_file(&path, f, &format!("dists/{suite}/{}", f.path), &mut report);
         }
         check_listed(mirror, suite, &dir, verified.release(), &mut report);
-        for src in live_sources_of(mirror, suite, &dir, verified.release()) {
-            let result = for_each_file(&src, |f| {
+        for src in sources_of(mirror, suite, &dir, verified.release()) {
+            indices.push(src.display.clone());
+            let result = for_each_pool_file(&src, |f| {
                 match seen.entry(path_key(f.path.as_str())) {
                     std::collections::hash_map::Entry::Occupied(e) => {
                         let (size, sha256, first) = e.get();
+                        let first = &indices[*first];
                         if (*size, *sha256) != (f.size, f.sha256) {
                             report.problems.push(Problem {
                                 path: f.path.to_string(),
@@ -79,7 +81,7 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
                         }
                     }
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert((f.size, f.sha256, src.display.clone()));
+                        e.insert((f.size, f.sha256, indices.len() - 1));
                         report.pool_files += 1;
                         let shown = f.path.to_string();
                         check_file(&tree.join(f.path.as_path()), &f, &shown, &mut report);

@@ -18,6 +18,7 @@
 pub mod cleanup;
 pub mod layout;
 pub mod listed;
+pub mod live;
 pub mod lock;
 pub mod manifest;
 pub mod plan;
@@ -238,6 +239,7 @@ pub async fn sync_mirror(
     let tree = mirror.tree(&config.root);
     std::fs::create_dir_all(&tree).map_err(io_err(&tree))?;
     let host = hostname();
+    // 1. lock
     let _lock = lock::RunLock::acquire(&tree, &host)?;
     let ctx = Ctx {
         tree: tree.clone(),
@@ -249,67 +251,34 @@ pub async fn sync_mirror(
     let mut state = State::load(&tree);
     finish_pending(&tree, &mut state)?;
 
-    let mut upstream = Vec::new();
-    for suite in &mirror.suites {
-        upstream.push(UpstreamRelease::fetch(&ctx, suite).await?);
-    }
-    let (unchanged, changed): (Vec<_>, Vec<_>) =
-        upstream.into_iter().partition(|u| u.matches_live(&tree));
-    // A byte-identical Release is not news: one whose Valid-Until has passed means upstream
-    // stopped updating (a freeze attack looks exactly like this), which clients will refuse.
-    for u in &unchanged {
-        if let Some(until) = u.valid_until()
-            && until < ctx.now
-        {
-            let e = SyncError::Expired {
-                what: ctx.suite_shown(&u.suite, "Release"),
-                valid_until: crate::archive::date::format_rfc2822(until),
-            };
-            record_failure(&tree, &mut state, &e);
+    // 2. release
+    let (changed, unchanged) = match fetch_releases(&ctx).await {
+        Ok(split) => split,
+        Err(e) => {
+            state.record_failure(&tree, &e);
             return Err(e);
         }
-    }
+    };
     let mut report = SyncReport {
         mirror: mirror.name.clone(),
         ..SyncReport::default()
     };
     if changed.is_empty() && state.last_result == RunResult::Ok && !opts.full {
         report.outcome = Outcome::Unchanged;
-        // A healthy idle mirror is a fresh one: last success and our trace say so. Neither
-        // needs to survive a crash (the next run writes them again), so no fsync here.
-        state.last_success = Some(ctx.now);
-        state.last_attempt = Some(ctx.now);
         report.elapsed_ms = clock.elapsed().as_millis();
-        state.last_run = Some(summary(&ctx, &report));
-        state
-            .save_quick(&tree)
-            .map_err(io_err(&state::state_path(&tree)))?;
-        let info = trace_info(&ctx, &host, &state, &report, now_unix());
+        state.record_noop(&tree, ctx.now, report.summary(ctx.now))?;
+        let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
         trace::write_own(&tree, &info, false).map_err(io_err(&tree.join("project/trace")))?;
-        report.elapsed_ms = clock.elapsed().as_millis();
         tracing::info!("{}: upstream unchanged, nothing to do", mirror.name);
         return Ok(report);
     }
 
     let previous_ok = state.last_result == RunResult::Ok;
-    state.last_result = RunResult::Running;
-    state.last_attempt = Some(ctx.now);
-    state
-        .save(&tree)
-        .map_err(io_err(&state::state_path(&tree)))?;
-
-    // A signal abandons the run at its next await: nothing of it is live (the swap has no
-    // await inside), the lock goes with the process, and the state says what happened.
+    state.record_start(&tree, ctx.now)?;
+    // 3.–6. A signal abandons the run at its next await: nothing of it is live (the swap has
+    // no await inside), the lock goes with the process, and the state says what happened.
     let result = tokio::select! {
-        r = run(
-            &ctx,
-            &mut state,
-            &changed,
-            &unchanged,
-            previous_ok,
-            opts,
-            &mut report,
-        ) => r,
+        r = run(&ctx, &mut state, &changed, &unchanged, previous_ok, opts) => r,
         () = interrupted() => Err(SyncError::Interrupted),
     };
     // Staging holds either half-built generations (failure) or swapped-out old ones.
@@ -319,25 +288,21 @@ pub async fn sync_mirror(
     {
         tracing::warn!("{}: cannot clean staging: {e}", staging.display());
     }
+    if let Ok(figures) = &result {
+        report.add(figures);
+    }
     report.bytes_received = ctx.fetcher.bytes_received();
     report.elapsed_ms = clock.elapsed().as_millis();
-    state.last_run = Some(summary(&ctx, &report));
+    state.last_run = Some(report.summary(ctx.now));
     if let Err(e) = result {
-        record_failure(&tree, &mut state, &e);
+        state.record_failure(&tree, &e);
         return Err(e);
     }
-    // Upstream's traces after the run: they describe the archive state just mirrored.
+
+    // 7. trace: upstream's traces after the run describe the archive state just mirrored.
     let traces = trace::UpstreamTraces::fetch(&ctx, &host).await;
-    if let Some(serial) = traces.archive_serial() {
-        state.archive_serial = Some(serial);
-    }
-    state.last_result = RunResult::Ok;
-    state.last_success = Some(now_unix());
-    state.last_error = None;
-    state
-        .save(&tree)
-        .map_err(io_err(&state::state_path(&tree)))?;
-    let info = trace_info(&ctx, &host, &state, &report, now_unix());
+    state.record_success(&tree, traces.archive_serial(), now_unix())?;
+    let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
     trace::write(&tree, &traces, &info).map_err(io_err(&tree.join("project/trace")))?;
     tracing::info!(
         "{}: done in {} ms: {} suite(s) updated, {} pool files fetched, {} deleted, {} bytes",
@@ -349,6 +314,33 @@ pub async fn sync_mirror(
         report.bytes_received
     );
     Ok(report)
+}
+
+/// Step 2: every suite's Release files from upstream, split into (changed, unchanged)
+/// against the live tree. An unchanged one whose Valid-Until has passed is not news:
+/// upstream stopped updating (a freeze attack looks exactly like this), which clients will
+/// refuse.
+async fn fetch_releases(
+    ctx: &Ctx<'_>,
+) -> Result<(Vec<UpstreamRelease>, Vec<UpstreamRelease>), SyncError> {
+    let mut upstream = Vec::new();
+    for suite in &ctx.mirror.suites {
+        upstream.push(UpstreamRelease::fetch(ctx, suite).await?);
+    }
+    let (unchanged, changed): (Vec<_>, Vec<_>) = upstream
+        .into_iter()
+        .partition(|u| u.matches_live(&ctx.tree));
+    for u in &unchanged {
+        if let Some(until) = u.valid_until()
+            && until < ctx.now
+        {
+            return Err(SyncError::Expired {
+                what: ctx.suite_shown(&u.suite, "Release"),
+                valid_until: crate::archive::date::format_rfc2822(until),
+            });
+        }
+    }
+    Ok((changed, unchanged))
 }
 
 /// Resolves on SIGINT or SIGTERM (never, if the handlers cannot be installed).
@@ -366,61 +358,92 @@ async fn interrupted() {
     }
 }
 
-/// What the state file keeps of a finished run.
-fn summary(ctx: &Ctx<'_>, report: &SyncReport) -> state::RunSummary {
-    state::RunSummary {
-        started: ctx.now,
-        duration_ms: report.elapsed_ms as u64,
-        unchanged: report.outcome == Outcome::Unchanged,
-        fetched_files: report.fetched_files,
-        deleted_files: report.deleted_files,
-        bytes_received: report.bytes_received,
+/// What steps 3–6 did, for the report.
+#[derive(Debug, Default)]
+struct RunFigures {
+    suites_updated: Vec<String>,
+    fetched_files: u64,
+    checked_local: u64,
+    listed_files: u64,
+    deleted_files: u64,
+    stage1_ms: u128,
+    stage2_ms: u128,
+}
+
+impl SyncReport {
+    fn add(&mut self, f: &RunFigures) {
+        self.suites_updated = f.suites_updated.clone();
+        self.fetched_files = f.fetched_files;
+        self.checked_local = f.checked_local;
+        self.listed_files = f.listed_files;
+        self.deleted_files = f.deleted_files;
+        self.stage1_ms = f.stage1_ms;
+        self.stage2_ms = f.stage2_ms;
+    }
+
+    /// What the state file keeps of this run.
+    fn summary(&self, started: i64) -> state::RunSummary {
+        state::RunSummary {
+            started,
+            duration_ms: self.elapsed_ms as u64,
+            unchanged: self.outcome == Outcome::Unchanged,
+            fetched_files: self.fetched_files,
+            deleted_files: self.deleted_files,
+            bytes_received: self.bytes_received,
+        }
     }
 }
 
-/// Marks the run failed (or interrupted) in the state file (best effort: the error is what
-/// matters).
-fn record_failure(tree: &Path, state: &mut State, e: &SyncError) {
-    state.last_result = match e {
-        SyncError::Interrupted => RunResult::Interrupted,
-        _ => RunResult::Failed,
-    };
-    state.last_error = Some(e.to_string());
-    if let Err(save) = state.save(tree) {
-        tracing::warn!("cannot record the failure in the state file: {save}");
+/// The index files stage 1 reads, by role.
+#[derive(Default)]
+struct PoolSources {
+    /// Live versions of the indices that changed: what may become unreferenced.
+    old: Vec<ParseSource>,
+    /// The new indices whose pool files must be in place before the swap.
+    new: Vec<ParseSource>,
+    /// Indices that did not change (their pool files stay referenced).
+    unchanged: Vec<ParseSource>,
+}
+
+impl PoolSources {
+    /// `--full` trusts nothing: every index counts as changed, so every pool file it lists is
+    /// checked on disk (and fetched again when wrong), and cleanup walks the pool.
+    fn of(
+        ctx: &Ctx<'_>,
+        staged: &[StagedSuite],
+        unchanged: &[UpstreamRelease],
+        keyring: &Keyring,
+        full: bool,
+    ) -> PoolSources {
+        let mut out = PoolSources::default();
+        for s in staged {
+            if !full {
+                out.old.extend(s.old_sources.iter().cloned());
+            }
+            for src in s
+                .groups
+                .iter()
+                .filter_map(|g| g.source.as_ref().map(|src| (src, g.changed || full)))
+            {
+                match src {
+                    (src, true) => out.new.push(src.clone()),
+                    (src, false) => out.unchanged.push(src.clone()),
+                }
+            }
+        }
+        for up in unchanged {
+            let live = live::sources(ctx, &up.suite, keyring);
+            if full {
+                out.new.extend(live);
+            } else {
+                out.unchanged.extend(live);
+            }
+        }
+        out
     }
 }
 
-/// What our trace file says about this run.
-fn trace_info<'a>(
-    ctx: &'a Ctx<'_>,
-    host: &'a str,
-    state: &'a State,
-    report: &SyncReport,
-    finished: i64,
-) -> trace::TraceInfo<'a> {
-    let mirror = ctx.mirror;
-    let mut archs = mirror.architectures.clone();
-    if !archs.iter().any(|a| a == "all") {
-        archs.push("all".into());
-    }
-    if mirror.sources {
-        archs.push("source".into());
-    }
-    trace::TraceInfo {
-        hostname: host,
-        started: ctx.now,
-        finished,
-        serial: state.archive_serial.as_deref().unwrap_or(""),
-        architectures: archs,
-        suites: &mirror.suites,
-        upstream: mirror.upstream.host_str().unwrap_or("unknown"),
-        bytes_received: report.bytes_received,
-        stage1_secs: (report.stage1_ms / 1000) as u64,
-        stage2_secs: (report.stage2_ms / 1000) as u64,
-    }
-}
-
+/// Steps 3–6 of a run that has something to do.
 async fn run(
     ctx: &Ctx<'_>,
     state: &mut State,
@@ -428,164 +451,163 @@ async fn run(
     unchanged: &[UpstreamRelease],
     previous_ok: bool,
     opts: &SyncOptions,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
+) -> Result<RunFigures, SyncError> {
     let keyring = Keyring::load(&ctx.mirror.keyrings)?;
     let pool_existed = layout::pool_exists(&ctx.tree, ctx.mirror);
-    // Leftovers of a killed run are garbage: the live tree never depends on staging.
+    // 3. stage. Leftovers of a killed run are garbage: the live tree never depends on them.
     let staging = stage::staging_root(&ctx.tree);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
     }
-
     let mut staged: Vec<StagedSuite> = Vec::new();
     for up in changed {
         staged.push(stage::stage_suite(ctx, up, &keyring, state.suites.get(&up.suite)).await?);
     }
-
-    // Stage 1: pool files of every changed index, across suites.
-    let mut old_sources = Vec::new();
-    let mut new_sources = Vec::new();
-    let mut other_live: Vec<ParseSource> = Vec::new();
-    // `--full` trusts nothing: every index counts as changed, so every pool file it lists is
-    // checked on disk (and fetched again when wrong), and cleanup walks the pool.
-    for s in &staged {
-        if !opts.full {
-            old_sources.extend(s.old_sources.iter().cloned());
-        }
-        for g in &s.groups {
-            if let Some(src) = &g.source {
-                if g.changed || opts.full {
-                    new_sources.push(src.clone());
-                } else {
-                    other_live.push(src.clone());
-                }
-            }
-        }
-    }
-    for up in unchanged {
-        let live = live_sources(ctx, &up.suite, &keyring);
-        if opts.full {
-            new_sources.extend(live);
-        } else {
-            other_live.extend(live);
-        }
-    }
-    let phase = Instant::now();
     tracing::debug!("stage: {} suite(s) staged", staged.len());
-    let mut outcome = pool::sync_pool(ctx, old_sources, new_sources, other_live.clone()).await?;
-    tracing::debug!(
-        "pool: {} listed, {} fetched in {:?}",
-        outcome.listed_files,
-        outcome.fetched_files,
-        phase.elapsed()
-    );
-    report.stage1_ms = phase.elapsed().as_millis();
-    report.fetched_files = outcome.fetched_files;
-    report.checked_local = outcome.checked_local;
-    report.listed_files = outcome.listed_files;
 
-    // Decide deletions before anything goes live, so a refusal leaves the old tree serving.
-    // After a clean run the planning pass knows exactly what became unreferenced. After a
-    // failed or killed one, walk the pool for orphans, unless there was no pool to begin with.
-    let mode = if (previous_ok || !pool_existed) && !opts.full {
-        cleanup::Mode::Diff(std::mem::take(&mut outcome.unreferenced))
+    // 4. pool: every changed index's files, across suites.
+    let sources = PoolSources::of(ctx, &staged, unchanged, &keyring, opts.full);
+    let phase = Instant::now();
+    let mut pool =
+        pool::sync_pool(ctx, sources.old, sources.new, sources.unchanged.clone()).await?;
+    let stage1_ms = phase.elapsed().as_millis();
+    tracing::debug!(
+        "pool: {} listed, {} fetched in {stage1_ms} ms",
+        pool.listed_files,
+        pool.fetched_files
+    );
+    let deletions = plan_deletions(
+        ctx,
+        &mut pool,
+        &sources.unchanged,
+        (previous_ok || !pool_existed) && !opts.full,
+        opts.force_delete,
+    )?;
+
+    // 5. swap
+    let stage2 = Instant::now();
+    record_pending(ctx, state, &staged, &pool.deferred)?;
+    let suites_updated = go_live(ctx, state, &staged)?;
+    for (waiting, dest) in &pool.deferred {
+        pool::replace_after_swap(&ctx.tree, waiting, dest).map_err(io_err(dest))?;
+    }
+    state.pending = None;
+
+    // 6. cleanup
+    let phase = Instant::now();
+    let deleted_files = cleanup::delete(&ctx.tree, &deletions);
+    tracing::debug!("cleanup: {deleted_files} deleted in {:?}", phase.elapsed());
+    let live: std::collections::HashSet<crate::archive::Sha256> = staged
+        .iter()
+        .flat_map(|s| s.groups.iter().filter_map(|g| g.source.as_ref()))
+        .chain(sources.unchanged.iter())
+        .map(|s| s.sha256)
+        .collect();
+    manifest::prune(&ctx.tree, &live);
+    state.pool_files = pool.listed_files;
+    state.pool_bytes = pool.listed_bytes;
+    Ok(RunFigures {
+        suites_updated,
+        fetched_files: pool.fetched_files,
+        checked_local: pool.checked_local,
+        listed_files: pool.listed_files,
+        deleted_files,
+        stage1_ms,
+        stage2_ms: stage2.elapsed().as_millis(),
+    })
+}
+
+/// Decides deletions before anything goes live, so a refusal leaves the old tree serving.
+/// After a clean run the planning pass knows exactly what became unreferenced (`diff`);
+/// after a failed or killed one, the pool is walked for orphans.
+fn plan_deletions(
+    ctx: &Ctx<'_>,
+    pool: &mut pool::PoolOutcome,
+    unchanged: &[ParseSource],
+    diff: bool,
+    force: bool,
+) -> Result<cleanup::Deletions, SyncError> {
+    let mode = if diff {
+        cleanup::Mode::Diff(std::mem::take(&mut pool.unreferenced))
     } else {
         cleanup::Mode::Walk {
             flat: ctx.mirror.flat,
         }
     };
-    let deletions = cleanup::plan(
+    cleanup::plan(
         &ctx.tree,
         mode,
-        std::mem::take(&mut outcome.new_keys),
-        &other_live,
+        std::mem::take(&mut pool.new_keys),
+        unchanged,
         ctx.cfg.max_delete,
-        opts.force_delete,
-    )?;
+        force,
+    )
+}
 
-    // Stage 2: the swap. Replacements of files the live indices name must follow it, and a
-    // kill between the two is finished by the next run (see `finish_pending`).
-    if !outcome.deferred.is_empty() {
-        let rel = |p: &Path| {
-            p.strip_prefix(&ctx.tree)
-                .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
-        };
-        state.pending = Some(state::Pending {
-            suites: staged
-                .iter()
-                .map(|s| {
-                    (
-                        s.suite.clone(),
-                        release_fingerprint(&s.dir).unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            renames: outcome
-                .deferred
-                .iter()
-                .map(|(w, d)| (rel(w), rel(d)))
-                .collect(),
-        });
-        state
-            .save(&ctx.tree)
-            .map_err(io_err(&state::state_path(&ctx.tree)))?;
+/// Replacements of files the live indices name must follow the swap; the state file says
+/// which, so a kill between the two is finished by the next run (see [`finish_pending`]).
+fn record_pending(
+    ctx: &Ctx<'_>,
+    state: &mut State,
+    staged: &[StagedSuite],
+    deferred: &[(PathBuf, PathBuf)],
+) -> Result<(), SyncError> {
+    if deferred.is_empty() {
+        return Ok(());
     }
-    let stage2 = Instant::now();
+    let rel = |p: &Path| {
+        p.strip_prefix(&ctx.tree)
+            .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
+    };
+    state.pending = Some(state::Pending {
+        suites: staged
+            .iter()
+            .map(|s| {
+                (
+                    s.suite.clone(),
+                    release_fingerprint(&s.dir).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        renames: deferred.iter().map(|(w, d)| (rel(w), rel(d))).collect(),
+    });
+    state
+        .save(&ctx.tree)
+        .map_err(io_err(&state::state_path(&ctx.tree)))
+}
+
+/// One durability barrier, then each staged suite goes live with one exchange; then the
+/// aliases and (flat repositories) the root links follow. Returns the suites updated.
+fn go_live(
+    ctx: &Ctx<'_>,
+    state: &mut State,
+    staged: &[StagedSuite],
+) -> Result<Vec<String>, SyncError> {
     let phase = Instant::now();
     swap::barrier(&ctx.tree)?;
     tracing::debug!("barrier: syncfs in {:?}", phase.elapsed());
-    for s in &staged {
+    let mut updated = Vec::new();
+    for s in staged {
         let live = ctx.tree.join("dists").join(&s.suite);
         swap::swap_in(&s.dir, &live)?;
-        let old = s.dir.clone();
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        if s.dir.exists() {
+            std::fs::remove_dir_all(&s.dir).map_err(io_err(&s.dir))?;
         }
         let mut suite_state = s.state.clone();
         suite_state.inrelease_sha256 = std::fs::read(live.join("InRelease"))
             .ok()
             .map(|b| crate::archive::Sha256::digest(&b).to_hex());
         state.suites.insert(s.suite.clone(), suite_state);
-        report.suites_updated.push(s.suite.clone());
         if let Some(date) = s.verified.release().date {
-            let serial = format!("{}01", crate::archive::date::format_ymd(date));
-            if state
-                .archive_serial
-                .as_deref()
-                .is_none_or(|old| old < serial.as_str())
-            {
-                state.archive_serial = Some(serial);
-            }
+            state.raise_serial_to(date);
         }
+        updated.push(s.suite.clone());
     }
-
     swap::publish_aliases(&ctx.tree, &wanted_aliases(ctx.mirror, state))?;
     if ctx.mirror.flat {
         layout::publish_root_links(&ctx.tree)?;
     }
-    for (waiting, dest) in &outcome.deferred {
-        pool::replace_after_swap(&ctx.tree, waiting, dest).map_err(io_err(dest))?;
-    }
-    state.pending = None;
-    let phase = Instant::now();
-    report.deleted_files = cleanup::delete(&ctx.tree, &deletions);
-    tracing::debug!(
-        "cleanup: {} deleted in {:?}",
-        report.deleted_files,
-        phase.elapsed()
-    );
-    let live: std::collections::HashSet<crate::archive::Sha256> = staged
-        .iter()
-        .flat_map(|s| s.groups.iter().filter_map(|g| g.source.as_ref()))
-        .chain(other_live.iter())
-        .map(|s| s.sha256)
-        .collect();
-    manifest::prune(&ctx.tree, &live);
-    report.stage2_ms = stage2.elapsed().as_millis();
-    state.pool_files = outcome.listed_files;
-    state.pool_bytes = outcome.listed_bytes;
-    Ok(())
+    Ok(updated)
 }
 
 /// `dists/<alias>` → suite for every configured suite's aliases. Two suites claiming one
@@ -642,12 +664,6 @@ fn finish_pending(tree: &Path, state: &mut State) -> Result<(), SyncError> {
         }
     }
     state.save(tree).map_err(io_err(&state::state_path(tree)))
-}
-
-/// Parse sources of a suite that did not change this run (read only if cleanup needs them).
-fn live_sources(ctx: &Ctx<'_>, suite: &str, keyring: &Keyring) -> Vec<ParseSource> {
-    let live_dir = ctx.tree.join("dists").join(suite);
-    stage::live_groups(ctx, suite, &live_dir, keyring)
 }
 
 #[cfg(test)]

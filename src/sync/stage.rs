@@ -156,7 +156,7 @@ pub async fn stage_suite(
         return Err(SyncError::NoDate { what });
     }
     let live_dir = ctx.tree.join("dists").join(suite);
-    let old = live_release(&live_dir, keyring);
+    let old = super::live::release(&live_dir, keyring);
     if let (Some(new_date), Some(old_date)) = (release.date, old.as_ref().and_then(|o| o.date))
         && new_date < old_date
     {
@@ -326,42 +326,7 @@ async fn upstream_aliases(
     Ok(out)
 }
 
-/// The live generation's Release, re-verified: a keyring change since then means it is no
-/// longer trusted and the run behaves as a first run for this suite.
-fn live_release(live_dir: &Path, keyring: &Keyring) -> Option<Release> {
-    read_live_release(live_dir, keyring)
-        .ok()
-        .map(|v| v.release().clone())
-}
-
-/// Reads and verifies a live generation's signed Release: InRelease, or Release +
-/// Release.gpg where upstream publishes no InRelease. The one way sync and `verify` read it.
-pub fn read_live_release(live_dir: &Path, keyring: &Keyring) -> Result<VerifiedRelease, SyncError> {
-    let inrelease = live_dir.join("InRelease");
-    match std::fs::read(&inrelease) {
-        Ok(bytes) => {
-            return Ok(verify_inrelease(
-                &bytes,
-                keyring,
-                &inrelease.to_string_lossy(),
-            )?);
-        }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&inrelease)(e)),
-        Err(_) => {}
-    }
-    let release = live_dir.join("Release");
-    let signature = live_dir.join("Release.gpg");
-    let r = std::fs::read(&release).map_err(io_err(&release))?;
-    let sig = std::fs::read(&signature).map_err(io_err(&signature))?;
-    Ok(verify_detached(
-        &r,
-        &sig,
-        keyring,
-        &release.to_string_lossy(),
-    )?)
-}
-
-fn parse_source(
+pub(super) fn parse_source(
     g: &IndexGroup,
     suite: &str,
     dir: &Path,
@@ -567,38 +532,4 @@ fn write_release_files(
         }
     }
     Ok(())
-}
-
-/// The parse sources of a live suite, for suites that did not change this run.
-pub fn live_groups(
-    ctx: &Ctx<'_>,
-    suite: &str,
-    live_dir: &Path,
-    keyring: &Keyring,
-) -> Vec<ParseSource> {
-    match live_release(live_dir, keyring) {
-        Some(release) => live_sources_of(ctx.mirror, suite, live_dir, &release),
-        None => Vec::new(),
-    }
-}
-
-/// The parse sources a verified live Release selects for a mirror.
-pub fn live_sources_of(
-    mirror: &crate::config::MirrorConfig,
-    suite: &str,
-    live_dir: &Path,
-    release: &Release,
-) -> Vec<ParseSource> {
-    let Ok(groups) = select_indices(release, mirror) else {
-        return Vec::new();
-    };
-    let reserved: Arc<[String]> = layout::reserved_pool_roots(mirror, release).into();
-    groups
-        .iter()
-        .filter_map(|g| {
-            parse_source(g, suite, live_dir, &reserved, |f| {
-                live_dir.join(f.path.as_path()).is_file()
-            })
-        })
-        .collect()
 }

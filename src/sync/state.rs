@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::{SyncError, io_err};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RunResult {
@@ -82,6 +84,64 @@ pub fn state_path(tree: &Path) -> PathBuf {
 }
 
 impl State {
+    /// A run with something to do starts: `running` until it ends (a kill leaves it so, and
+    /// `debsync status` shows that as interrupted).
+    pub fn record_start(&mut self, tree: &Path, now: i64) -> Result<(), SyncError> {
+        self.last_result = RunResult::Running;
+        self.last_attempt = Some(now);
+        self.save(tree).map_err(io_err(&state_path(tree)))
+    }
+
+    /// A no-op run: a healthy idle mirror is a fresh one. Written without an fsync: the next
+    /// run writes it again, and an idle run must stay cheap.
+    pub fn record_noop(&mut self, tree: &Path, now: i64, run: RunSummary) -> Result<(), SyncError> {
+        self.last_success = Some(now);
+        self.last_attempt = Some(now);
+        self.last_run = Some(run);
+        self.save_quick(tree).map_err(io_err(&state_path(tree)))
+    }
+
+    /// The run went live; `serial` is upstream's archive serial when it has one.
+    pub fn record_success(
+        &mut self,
+        tree: &Path,
+        serial: Option<String>,
+        now: i64,
+    ) -> Result<(), SyncError> {
+        if let Some(serial) = serial {
+            self.archive_serial = Some(serial);
+        }
+        self.last_result = RunResult::Ok;
+        self.last_success = Some(now);
+        self.last_error = None;
+        self.save(tree).map_err(io_err(&state_path(tree)))
+    }
+
+    /// The run failed or was interrupted (best effort: the error is what matters).
+    pub fn record_failure(&mut self, tree: &Path, e: &SyncError) {
+        self.last_result = match e {
+            SyncError::Interrupted => RunResult::Interrupted,
+            _ => RunResult::Failed,
+        };
+        self.last_error = Some(e.to_string());
+        if let Err(save) = self.save(tree) {
+            tracing::warn!("cannot record the failure in the state file: {save}");
+        }
+    }
+
+    /// Without an upstream `master` trace, the serial follows the newest Release date seen:
+    /// `YYYYMMDD01`, never going backwards.
+    pub fn raise_serial_to(&mut self, release_date: i64) {
+        let serial = format!("{}01", crate::archive::date::format_ymd(release_date));
+        if self
+            .archive_serial
+            .as_deref()
+            .is_none_or(|old| old < serial.as_str())
+        {
+            self.archive_serial = Some(serial);
+        }
+    }
+
     pub fn load(tree: &Path) -> State {
         let path = state_path(tree);
         match std::fs::read(&path) {

@@ -27,6 +27,38 @@ pub struct TraceInfo<'a> {
     pub stage2_secs: u64,
 }
 
+impl<'a> TraceInfo<'a> {
+    /// What our trace says about a run of `mirror` that started at `started`.
+    pub fn of(
+        mirror: &'a crate::config::MirrorConfig,
+        hostname: &'a str,
+        state: &'a super::state::State,
+        report: &super::SyncReport,
+        started: i64,
+        finished: i64,
+    ) -> TraceInfo<'a> {
+        let mut architectures = mirror.architectures.clone();
+        if !architectures.iter().any(|a| a == "all") {
+            architectures.push("all".into());
+        }
+        if mirror.sources {
+            architectures.push("source".into());
+        }
+        TraceInfo {
+            hostname,
+            started,
+            finished,
+            serial: state.archive_serial.as_deref().unwrap_or(""),
+            architectures,
+            suites: &mirror.suites,
+            upstream: mirror.upstream.host_str().unwrap_or("unknown"),
+            bytes_received: report.bytes_received,
+            stage1_secs: (report.stage1_ms / 1000) as u64,
+            stage2_secs: (report.stage2_ms / 1000) as u64,
+        }
+    }
+}
+
 /// Largest trace file accepted, and how many of upstream's are copied.
 const MAX_TRACE: u64 = 1 << 20;
 const MAX_TRACES: usize = 256;
