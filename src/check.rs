@@ -43,7 +43,7 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
     let mut seen: HashMap<u128, (u64, crate::archive::Sha256, usize)> = HashMap::new();
     let mut indices: Vec<String> = Vec::new();
     for suite in &mirror.suites {
-        let dir = tree.join("dists").join(suite);
+        let dir = crate::tree::suite_dir(&tree, suite);
         let verified = match read_release(&dir, &keyring) {
             Ok(v) => v,
             Err(e) => {

@@ -545,20 +545,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// `dir/.name.debsync-tmp`: hidden, so the server never shows it, and in the same directory,
-/// so the final rename is atomic.
-pub fn temp_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.debsync-tmp"))
-}
-
-/// Whether a file name is one of our temp files.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && (name.ends_with(".debsync-tmp") || name.ends_with(".debsync-next"))
-}
+pub use crate::tree::{is_temp_name, temp_path};
 
 /// Hashes an existing partial file so the download can continue after it.
 fn resume_state(tmp: &Path, size: u64) -> std::io::Result<(sha2::Sha256, u64)> {

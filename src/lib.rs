@@ -10,6 +10,7 @@
 //! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
 //! - [`serve`]: the static HTTP server over the synced trees.
 //! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
+//! - [`tree`]: the names of a mirror's tree (live, private, temp), owned in one place.
 //! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
 
 pub mod archive;
@@ -19,6 +20,7 @@ pub mod fetch;
 pub mod serve;
 pub mod status;
 pub mod sync;
+pub mod tree;
 pub mod verify;
 
 mod error;

@@ -38,7 +38,7 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
 
 /// The state file of a tree: `None` when absent, unreadable or not JSON.
 pub fn read_state(tree: &Path) -> Option<SyncState> {
-    let bytes = std::fs::read(tree.join(".debsync").join("state.json")).ok()?;
+    let bytes = std::fs::read(crate::tree::state_file(tree)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 

@@ -50,7 +50,7 @@ pub fn release(live_dir: &Path, keyring: &Keyring) -> Option<Release> {
 
 /// The pool-listing indices of a live suite that did not change this run.
 pub fn sources(ctx: &Ctx<'_>, suite: &str, keyring: &Keyring) -> Vec<ParseSource> {
-    let live_dir = ctx.tree.join("dists").join(suite);
+    let live_dir = crate::tree::suite_dir(&ctx.tree, suite);
     match release(&live_dir, keyring) {
         Some(r) => sources_of(ctx.mirror, suite, &live_dir, &r),
         None => Vec::new(),

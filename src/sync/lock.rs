@@ -19,15 +19,7 @@ pub struct RunLock {
     _file: File,
 }
 
-pub fn lock_name(hostname: &str) -> String {
-    format!("Archive-Update-in-Progress-{hostname}")
-}
-
-/// ftpsync's flag files at the top of a tree (`Archive-Update-in-Progress-*`,
-/// `Archive-Update-Required-*`): ours to write, never an upstream file's name.
-pub fn is_flag_name(name: &str) -> bool {
-    name.starts_with("Archive-Update-")
-}
+pub use crate::tree::{is_flag_name, lock_name};
 
 /// Whether a sync holds the run lock of `tree` right now (any host name: the lock is ours
 /// whatever the host is called today).
@@ -38,7 +30,7 @@ pub fn is_running(tree: &Path) -> bool {
     entries.flatten().any(|e| {
         e.file_name()
             .to_str()
-            .is_some_and(|n| n.starts_with("Archive-Update-in-Progress-"))
+            .is_some_and(|n| n.starts_with(crate::tree::LOCK_PREFIX))
             && std::fs::File::open(e.path())
                 .is_ok_and(|f| flock(&f, FlockOperation::NonBlockingLockShared).is_err())
     })

@@ -17,7 +17,7 @@ const MAGIC: &[u8; 8] = b"DSMANIF1";
 const END: &[u8; 4] = b"END.";
 
 pub fn dir(tree: &Path) -> PathBuf {
-    super::state::state_dir(tree).join("manifests")
+    crate::tree::manifests_dir(tree)
 }
 
 pub fn path(tree: &Path, index: &Sha256) -> PathBuf {

@@ -268,7 +268,7 @@ pub async fn sync_mirror(
         report.elapsed_ms = clock.elapsed().as_millis();
         state.record_noop(&tree, ctx.now, report.summary(ctx.now))?;
         let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
-        trace::write_own(&tree, &info, false).map_err(io_err(&tree.join("project/trace")))?;
+        trace::write_own(&tree, &info, false).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
         tracing::info!("{}: upstream unchanged, nothing to do", mirror.name);
         return Ok(report);
     }
@@ -303,7 +303,7 @@ pub async fn sync_mirror(
     let traces = trace::UpstreamTraces::fetch(&ctx, &host).await;
     state.record_success(&tree, traces.archive_serial(), now_unix())?;
     let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
-    trace::write(&tree, &traces, &info).map_err(io_err(&tree.join("project/trace")))?;
+    trace::write(&tree, &traces, &info).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
     tracing::info!(
         "{}: done in {} ms: {} suite(s) updated, {} pool files fetched, {} deleted, {} bytes",
         mirror.name,
@@ -588,7 +588,7 @@ fn go_live(
     tracing::debug!("barrier: syncfs in {:?}", phase.elapsed());
     let mut updated = Vec::new();
     for s in staged {
-        let live = ctx.tree.join("dists").join(&s.suite);
+        let live = crate::tree::suite_dir(&ctx.tree, &s.suite);
         swap::swap_in(&s.dir, &live)?;
         if s.dir.exists() {
             std::fs::remove_dir_all(&s.dir).map_err(io_err(&s.dir))?;
@@ -648,7 +648,7 @@ fn finish_pending(tree: &Path, state: &mut State) -> Result<(), SyncError> {
         return Ok(());
     };
     let swapped = pending.suites.iter().any(|(suite, sha)| {
-        release_fingerprint(&tree.join("dists").join(suite)).as_deref() == Some(sha.as_str())
+        release_fingerprint(&crate::tree::suite_dir(tree, suite)).as_deref() == Some(sha.as_str())
     });
     for (waiting, dest) in &pending.renames {
         let (waiting, dest) = (tree.join(waiting), tree.join(dest));

@@ -472,9 +472,7 @@ async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(
 /// `.debsync/waiting/<sha256 of the path>`: a new file whose directory is still a file the
 /// live generation names.
 fn waiting_path(tree: &Path, rel: &str) -> std::path::PathBuf {
-    super::state::state_dir(tree)
-        .join("waiting")
-        .join(crate::archive::Sha256::digest(rel.as_bytes()).to_hex())
+    crate::tree::waiting_dir(tree).join(crate::archive::Sha256::digest(rel.as_bytes()).to_hex())
 }
 
 /// Puts a file that waited for the swap in place. Upstream may have changed the path's shape
@@ -505,14 +503,7 @@ pub fn replace_after_swap(tree: &Path, waiting: &Path, dest: &Path) -> std::io::
     }
 }
 
-/// `dir/.name.debsync-next`: a replacement waiting for the swap.
-pub fn deferred_path(dest: &Path) -> std::path::PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.debsync-next"))
-}
+pub use crate::tree::pending_path as deferred_path;
 
 fn local_matches(path: &Path, want: &Expected) -> bool {
     hash_file(path).is_ok_and(|(h, len)| h == want.sha256 && len == want.size)

@@ -65,7 +65,7 @@ impl UpstreamRelease {
     /// Byte-identical to what is live: the no-op test. No parsing, no signature check: the
     /// live copy was verified when it arrived.
     pub fn matches_live(&self, tree: &Path) -> bool {
-        let live = tree.join("dists").join(&self.suite);
+        let live = crate::tree::suite_dir(tree, &self.suite);
         let same = |name: &str, bytes: &Option<Vec<u8>>| match bytes {
             Some(b) => std::fs::read(live.join(name)).is_ok_and(|l| &l == b),
             None => !live.join(name).exists(),
@@ -130,7 +130,7 @@ pub struct StagedSuite {
 }
 
 pub fn staging_root(tree: &Path) -> PathBuf {
-    super::state::state_dir(tree).join("staging")
+    crate::tree::staging_dir(tree)
 }
 
 /// Verifies and stages one suite.
@@ -155,7 +155,7 @@ pub async fn stage_suite(
     if release.date.is_none() && !ctx.mirror.allow_missing_date {
         return Err(SyncError::NoDate { what });
     }
-    let live_dir = ctx.tree.join("dists").join(suite);
+    let live_dir = crate::tree::suite_dir(&ctx.tree, suite);
     let old = super::live::release(&live_dir, keyring);
     if let (Some(new_date), Some(old_date)) = (release.date, old.as_ref().and_then(|o| o.date))
         && new_date < old_date
@@ -414,7 +414,7 @@ fn place_by_hash(
     present: &[&FileRef],
     prev: Option<&SuiteState>,
 ) -> Result<SuiteState, SyncError> {
-    let live_dir = ctx.tree.join("dists").join(suite);
+    let live_dir = crate::tree::suite_dir(&ctx.tree, suite);
     let dir = staging_root(&ctx.tree).join(suite);
     let mut state = SuiteState {
         date: release.date,

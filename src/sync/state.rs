@@ -76,11 +76,11 @@ pub struct SuiteState {
 }
 
 pub fn state_dir(tree: &Path) -> PathBuf {
-    tree.join(".debsync")
+    crate::tree::state_dir(tree)
 }
 
 pub fn state_path(tree: &Path) -> PathBuf {
-    state_dir(tree).join("state.json")
+    crate::tree::state_file(tree)
 }
 
 impl State {

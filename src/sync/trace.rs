@@ -189,7 +189,7 @@ pub fn render(t: &TraceInfo<'_>) -> String {
 
 /// Writes upstream's traces, ours, and the `_hierarchy`/`_traces` lists with our line last.
 pub fn write(tree: &Path, upstream: &UpstreamTraces, t: &TraceInfo<'_>) -> std::io::Result<()> {
-    let dir = tree.join("project/trace");
+    let dir = crate::tree::trace_dir(tree);
     std::fs::create_dir_all(&dir)?;
     for (name, bytes) in &upstream.files {
         if name != "_hierarchy" && name != "_traces" && name != t.hostname {
@@ -212,7 +212,7 @@ pub fn write(tree: &Path, upstream: &UpstreamTraces, t: &TraceInfo<'_>) -> std::
 /// Writes our own trace file; `durable` adds an fsync (a no-op run skips it: the next run
 /// writes the file again, and an idle run must stay cheap).
 pub fn write_own(tree: &Path, t: &TraceInfo<'_>, durable: bool) -> std::io::Result<()> {
-    let dir = tree.join("project/trace");
+    let dir = crate::tree::trace_dir(tree);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(t.hostname);
     if durable {

@@ -1,0 +1,130 @@
+//! The tree of one mirror, `<root>/<name>/`, as docs/CONTRACT.md describes it: every name
+//! sync writes and every name serve must hide, in one place.
+//!
+//! - `dists/<suite>/`: a live generation, swapped whole; `dists/<alias>` links to one.
+//! - `pool/…`: package files (a flat repository's are at the root).
+//! - `project/trace/`: trace files.
+//! - `.debsync/`: private: `state.json`, `staging/`, `manifests/`, `waiting/`.
+//! - `Archive-Update-in-Progress-<host>`: the run lock (ftpsync's name).
+//! - `.<file>.debsync-tmp` (a download in progress) and `.<file>.debsync-next` (a replacement
+//!   waiting for the swap), beside their final names.
+//!
+//! Private: every name starting with `.`, and ftpsync's flag files.
+
+use std::path::{Path, PathBuf};
+
+/// Prefix of ftpsync's flag files at the top of a tree (`Archive-Update-in-Progress-*`,
+/// `Archive-Update-Required-*`).
+pub const FLAG_PREFIX: &str = "Archive-Update-";
+
+/// Prefix of the run lock's name.
+pub const LOCK_PREFIX: &str = "Archive-Update-in-Progress-";
+
+const TEMP_SUFFIX: &str = ".debsync-tmp";
+const PENDING_SUFFIX: &str = ".debsync-next";
+
+/// `dists/<suite>`: a suite's live generation (or an alias link to one).
+pub fn suite_dir(tree: &Path, suite: &str) -> PathBuf {
+    tree.join("dists").join(suite)
+}
+
+/// `.debsync/`: the private state directory.
+pub fn state_dir(tree: &Path) -> PathBuf {
+    tree.join(".debsync")
+}
+
+/// `.debsync/state.json`.
+pub fn state_file(tree: &Path) -> PathBuf {
+    state_dir(tree).join("state.json")
+}
+
+/// `.debsync/staging/`: next generations being built.
+pub fn staging_dir(tree: &Path) -> PathBuf {
+    state_dir(tree).join("staging")
+}
+
+/// `.debsync/manifests/`: what each verified index lists, by the index's SHA256.
+pub fn manifests_dir(tree: &Path) -> PathBuf {
+    state_dir(tree).join("manifests")
+}
+
+/// `.debsync/waiting/`: new pool files whose directory is still a file the live generation
+/// names.
+pub fn waiting_dir(tree: &Path) -> PathBuf {
+    state_dir(tree).join("waiting")
+}
+
+/// `project/trace/`.
+pub fn trace_dir(tree: &Path) -> PathBuf {
+    tree.join("project/trace")
+}
+
+/// `Archive-Update-in-Progress-<hostname>`: the run lock.
+pub fn lock_name(hostname: &str) -> String {
+    format!("{LOCK_PREFIX}{hostname}")
+}
+
+/// An ftpsync flag file's name: ours to write, never an upstream file's.
+pub fn is_flag_name(name: &str) -> bool {
+    name.starts_with(FLAG_PREFIX)
+}
+
+/// A name no client may reach or see listed: hidden (`.…`: state, temp and pending files) or
+/// the run lock.
+pub fn is_private_name(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with(LOCK_PREFIX)
+}
+
+/// `dir/.name.debsync-tmp`: where a download goes until its hash checks out.
+pub fn temp_path(dest: &Path) -> PathBuf {
+    hidden_sibling(dest, TEMP_SUFFIX)
+}
+
+/// `dir/.name.debsync-next`: a replacement waiting for the swap.
+pub fn pending_path(dest: &Path) -> PathBuf {
+    hidden_sibling(dest, PENDING_SUFFIX)
+}
+
+/// A temp or pending file a killed run may have left.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && (name.ends_with(TEMP_SUFFIX) || name.ends_with(PENDING_SUFFIX))
+}
+
+fn hidden_sibling(dest: &Path, suffix: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}{suffix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_the_tree() {
+        let t = Path::new("/m");
+        assert_eq!(
+            temp_path(&t.join("pool/a/b.deb")),
+            t.join("pool/a/.b.deb.debsync-tmp")
+        );
+        assert_eq!(
+            pending_path(&t.join("pool/a/b.deb")),
+            t.join("pool/a/.b.deb.debsync-next")
+        );
+        assert!(is_temp_name(".b.deb.debsync-tmp") && is_temp_name(".b.deb.debsync-next"));
+        assert!(!is_temp_name("b.deb.debsync-tmp"));
+        assert_eq!(state_file(t), t.join(".debsync/state.json"));
+        assert_eq!(suite_dir(t, "stable"), t.join("dists/stable"));
+        for private in [
+            ".debsync",
+            ".x.deb.debsync-tmp",
+            "Archive-Update-in-Progress-host",
+        ] {
+            assert!(is_private_name(private), "{private}");
+        }
+        assert!(!is_private_name("pool") && !is_private_name("Archive-Update-Required-x"));
+        assert!(is_flag_name("Archive-Update-Required-x") && is_flag_name(&lock_name("h")));
+    }
+}
