@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::generation::ParseSource;
 use super::pool::{PathKey, for_each_listed, path_key};
-use super::stage::ParseSource;
 use super::{SyncError, io_err};
 use crate::config::MaxDelete;
 use crate::fetch::is_temp_name;

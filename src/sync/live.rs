@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::generation::{ParseSource, parse_source};
 use super::plan::select_indices;
-use super::stage::{ParseSource, parse_source};
 use super::{Ctx, SyncError, io_err, layout};
 use crate::archive::FileRef;
 use crate::archive::release::Release;

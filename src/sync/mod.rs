@@ -1,11 +1,13 @@
-//! The two-stage sync engine, in ftpsync's order.
+//! The two-stage sync engine, in ftpsync's order. ftpsync's "stage 1" is step 4 (the pool),
+//! its "stage 2" steps 5–6 (indices live, then deletions); building the next generation of
+//! each suite (step 3) is [`generation`]'s job.
 //!
 //! 1. **lock**: one run per tree ([`lock`]).
 //! 2. **release**: fetch each suite's InRelease. Byte-identical to the live one and the last
 //!    run finished → done, in milliseconds: nothing is parsed, nothing verified again.
-//! 3. **stage**: verify the signature against the pinned keyring, refuse expired or rolled-back
+//! 3. **generation**: verify the signature against the pinned keyring, refuse expired or rolled-back
 //!    Releases, and build each changed suite's complete next `dists/<suite>` in staging,
-//!    every index hash-checked ([`stage`]). Nothing live has changed yet.
+//!    every index hash-checked ([`generation`]). Nothing live has changed yet.
 //! 4. **pool**: fetch every pool file the new indices list that the live generation does not
 //!    already vouch for ([`pool`]). Pool first, because an index must never go live before the
 //!    files it names: a client reading it would get 404s.
@@ -16,6 +18,7 @@
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
 
 pub mod cleanup;
+pub mod generation;
 pub mod layout;
 pub mod listed;
 pub mod live;
@@ -23,7 +26,6 @@ pub mod lock;
 pub mod manifest;
 pub mod plan;
 pub mod pool;
-pub mod stage;
 pub mod state;
 pub mod swap;
 pub mod trace;
@@ -36,7 +38,7 @@ use reqwest::Url;
 use crate::config::{Config, MaxDelete, MirrorConfig, SyncConfig};
 use crate::fetch::{FetchError, Fetcher};
 use crate::verify::{Keyring, VerifyError};
-use stage::{ParseSource, StagedSuite, UpstreamRelease};
+use generation::{ParseSource, StagedSuite, UpstreamRelease};
 use state::{RunResult, State};
 
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +284,7 @@ pub async fn sync_mirror(
         () = interrupted() => Err(SyncError::Interrupted),
     };
     // Staging holds either half-built generations (failure) or swapped-out old ones.
-    let staging = stage::staging_root(&tree);
+    let staging = generation::staging_root(&tree);
     if let Err(e) = std::fs::remove_dir_all(&staging)
         && e.kind() != std::io::ErrorKind::NotFound
     {
@@ -454,14 +456,14 @@ async fn run(
 ) -> Result<RunFigures, SyncError> {
     let keyring = Keyring::load(&ctx.mirror.keyrings)?;
     let pool_existed = layout::pool_exists(&ctx.tree, ctx.mirror);
-    // 3. stage. Leftovers of a killed run are garbage: the live tree never depends on them.
-    let staging = stage::staging_root(&ctx.tree);
+    // 3. generation. Leftovers of a killed run are garbage: the live tree never depends on them.
+    let staging = generation::staging_root(&ctx.tree);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
     }
     let mut staged: Vec<StagedSuite> = Vec::new();
     for up in changed {
-        staged.push(stage::stage_suite(ctx, up, &keyring, state.suites.get(&up.suite)).await?);
+        staged.push(generation::build(ctx, up, &keyring, state.suites.get(&up.suite)).await?);
     }
     tracing::debug!("stage: {} suite(s) staged", staged.len());
 

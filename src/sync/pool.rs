@@ -1,4 +1,4 @@
-//! Stage 1: the pool files the new indices reference, fetched before any index goes live.
+//! Stage 1 (ftpsync's name; step 4 of a run): the pool files the new indices reference, fetched before any index goes live.
 //!
 //! One blocking thread decodes and scans the changed indices and feeds a bounded queue; N
 //! async workers drain it. Memory stays flat however large the archive: the queue holds at
@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use super::generation::ParseSource;
 use super::plan::IndexKind;
-use super::stage::ParseSource;
 use super::{Ctx, SyncError, manifest};
 use crate::archive::deb822::StanzaReader;
 use crate::archive::{FileRef, packages, sources};

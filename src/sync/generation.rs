@@ -1,5 +1,5 @@
-//! Stage 2 preparation: fetch and verify a suite's Release, then build its complete next
-//! `dists/<suite>` generation in `.debsync/staging/<suite>`.
+//! The next generation of a suite: fetch and verify its Release, then build its complete next
+//! `dists/<suite>` in `.debsync/staging/<suite>`, ready for the swap.
 //!
 //! The staged directory is everything apt will see after the swap: every index variant
 //! upstream has, the by-hash files of earlier generations still within retention, and the
@@ -134,7 +134,7 @@ pub fn staging_root(tree: &Path) -> PathBuf {
 }
 
 /// Verifies and stages one suite.
-pub async fn stage_suite(
+pub async fn build(
     ctx: &Ctx<'_>,
     up: &UpstreamRelease,
     keyring: &Keyring,
