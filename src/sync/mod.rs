@@ -223,7 +223,7 @@ pub async fn sync_all(
     config: &Config,
     only: Option<&str>,
     opts: &SyncOptions,
-) -> Result<Vec<(String, Result<SyncReport, SyncError>)>, crate::Error> {
+) -> Result<Vec<(String, Result<SyncReport, SyncError>)>, crate::config::ConfigError> {
     let mut results = Vec::new();
     for mirror in config.select(only)? {
         results.push((mirror.name.clone(), sync_mirror(config, mirror, opts).await));
