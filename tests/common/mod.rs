@@ -31,6 +31,7 @@
 
 pub mod apt;
 pub mod archive;
+pub mod fixture;
 pub mod key;
 pub mod pdiffs;
 pub mod render;
@@ -50,6 +51,7 @@ pub use apt::{Apt, AptOutput};
 pub use archive::{
     Package, ReleaseHashes, Shape, SourcePackage, Suite, TestArchive, rfc2822, rfc2822_from_now,
 };
+pub use fixture::{Fixture, hostname};
 pub use key::TestKey;
 pub use upstream::{Fault, FaultRule, PathMatch, RequestRecord, ServerThread, Upstream};
 

@@ -9,7 +9,7 @@ use crate::common::*;
 use crate::support::*;
 
 /// Slow pool files: every run spends over a second in its pool phase, inside the lock.
-fn slow_pool(f: &Fix) {
+fn slow_pool(f: &Fixture) {
     f.upstream.add_fault(FaultRule::contains(
         "/pool/",
         Fault::Drip {
@@ -22,7 +22,7 @@ fn slow_pool(f: &Fix) {
 #[test]
 fn two_syncs_started_together_one_runs_one_is_refused() {
     let gens = Generations::new(6, 4096);
-    let mut f = Fix::new(
+    let mut f = Fixture::new(
         |a| {
             a.suites[0].acquire_by_hash = true;
             a.suites[0].packages = gens.a.clone();
@@ -165,7 +165,7 @@ fn client_round(addr: std::net::SocketAddr, n: usize, seen: &Seen) -> Result<(),
 #[test]
 fn syncs_while_serving_under_load_never_show_a_generation_mix() {
     let gens = Generations::new(12, 4096);
-    let mut f = Fix::new(
+    let mut f = Fixture::new(
         |a| {
             a.suites[0].acquire_by_hash = true;
             a.suites[0].packages = gens.a.clone();
@@ -256,7 +256,7 @@ fn syncs_while_serving_under_load_never_show_a_generation_mix() {
 /// (what a file-by-file update would show) is reported as a generation mix.
 #[test]
 fn the_client_check_catches_a_generation_mix() {
-    let f = Fix::new(|a| a.suites[0].acquire_by_hash = true, "");
+    let f = Fixture::new(|a| a.suites[0].acquire_by_hash = true, "");
     f.sync_ok();
     let server = spawn_serve(&["--config", &f.config_str(), "--listen", "127.0.0.1:0"]).unwrap();
     let addr = server_addr(&server);
@@ -275,7 +275,7 @@ fn the_client_check_catches_a_generation_mix() {
 #[test]
 fn upstream_changing_mid_run_never_publishes_a_mix() {
     let gens = Generations::new(6, 4096);
-    let mut f = Fix::new(
+    let mut f = Fixture::new(
         |a| {
             a.suites[0].acquire_by_hash = true;
             a.suites[0].packages = gens.a.clone();

@@ -76,8 +76,8 @@ impl Drop for Tmpfs {
 }
 
 /// A synced mirror on a fresh 2 MiB tmpfs, or `None` (with the reason printed).
-fn on_small_fs() -> Option<(Fix, Tmpfs)> {
-    let f = Fix::new(|_| {}, "");
+fn on_small_fs() -> Option<(Fixture, Tmpfs)> {
+    let f = Fixture::new(|_| {}, "");
     let fs = match Tmpfs::mount(&f.tmp.path().join("root"), "2m") {
         Ok(fs) => fs,
         Err(why) => {
@@ -89,7 +89,7 @@ fn on_small_fs() -> Option<(Fix, Tmpfs)> {
     Some((f, fs))
 }
 
-fn assert_fails_for_space(f: &Fix, before: &std::collections::BTreeMap<String, String>) {
+fn assert_fails_for_space(f: &Fixture, before: &std::collections::BTreeMap<String, String>) {
     let line = f.assert_fails(before, &["No space left on device"]);
     eprintln!("disk full: {line}");
     assert_eq!(

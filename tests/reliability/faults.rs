@@ -21,8 +21,8 @@ fn url_path(rel: &str) -> String {
 fn changed_fixture(
     extra_toml: &str,
     edit: impl FnOnce(&mut TestArchive),
-) -> (Fix, std::collections::BTreeMap<String, String>) {
-    let mut f = Fix::new(edit, extra_toml);
+) -> (Fixture, std::collections::BTreeMap<String, String>) {
+    let mut f = Fixture::new(edit, extra_toml);
     f.sync_ok();
     let before = f.served();
     f.add_new_package();
@@ -268,7 +268,7 @@ fn file_listed_in_release_but_dropped_upstream() {
 #[test]
 fn older_or_expired_release_is_refused_then_a_fresh_one_converges() {
     // Older: upstream goes back to a Release dated before the mirrored one.
-    let mut f = Fix::new(|a| a.suites[0].date = Some(rfc2822_from_now(-3600)), "");
+    let mut f = Fixture::new(|a| a.suites[0].date = Some(rfc2822_from_now(-3600)), "");
     let old: Vec<(String, Vec<u8>)> = archive::walk_files(&f.archive.path(SUITE_DIR))
         .into_iter()
         .map(|rel| {

@@ -30,7 +30,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// Where a killed run was, judged from outside: what it had asked upstream for, and whether
 /// the new InRelease was live.
-fn phase(f: &Fix, finished: bool) -> &'static str {
+fn phase(f: &Fixture, finished: bool) -> &'static str {
     if finished {
         return "finished before the kill";
     }
@@ -56,7 +56,11 @@ fn phase(f: &Fix, finished: bool) -> &'static str {
 }
 
 /// The checks a served tree must pass at any instant; returns what is wrong.
-pub fn inconsistencies(f: &Fix, server: &DebsyncServer, apt_dir: &std::path::Path) -> Vec<String> {
+pub fn inconsistencies(
+    f: &Fixture,
+    server: &DebsyncServer,
+    apt_dir: &std::path::Path,
+) -> Vec<String> {
     let mut wrong = Vec::new();
     let apt = Apt::new(
         apt_dir,
@@ -100,7 +104,7 @@ fn sigkill_at_random_instants_never_leaves_an_inconsistent_tree() {
     let started = Instant::now();
 
     let gens = Generations::new(16, 16 * 1024);
-    let mut f = Fix::new(
+    let mut f = Fixture::new(
         |a| {
             a.suites[0].acquire_by_hash = true;
             a.suites[0].packages = gens.a.clone();
@@ -209,7 +213,7 @@ fn sigkill_at_random_instants_never_leaves_an_inconsistent_tree() {
 /// gone fails both apt and verify.
 #[test]
 fn the_consistency_checks_catch_a_broken_tree() {
-    let f = Fix::new(|a| a.suites[0].acquire_by_hash = true, "");
+    let f = Fixture::new(|a| a.suites[0].acquire_by_hash = true, "");
     f.sync_ok();
     let server = spawn_serve(&["--config", &f.config_str(), "--listen", "127.0.0.1:0"]).unwrap();
     let apt_dir = f.tmp.path().join("apt");

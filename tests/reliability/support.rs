@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,28 +34,19 @@ pub const INRELEASE: &str = "dists/stable/InRelease";
 /// The package every fault test adds upstream before the faulty run.
 pub const NEW: &str = "pool/main/n/newpkg/newpkg_1.0_amd64.deb";
 
-/// One upstream archive, served, with a mirror config pointing at it.
-pub struct Fix {
-    pub tmp: tempfile::TempDir,
-    pub archive: TestArchive,
-    pub upstream: Upstream,
-    pub keyring: PathBuf,
-    pub config: PathBuf,
-}
-
-impl Fix {
+impl Fixture {
     /// Four 4 KiB packages (`hello`, `libfoo1`, `tool`, `zed`), `edit`ed, built and served.
-    pub fn new(edit: impl FnOnce(&mut TestArchive), extra_toml: &str) -> Fix {
+    pub fn new(edit: impl FnOnce(&mut TestArchive), extra_toml: &str) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         Self::in_dir(tmp, edit, extra_toml)
     }
 
-    /// Like [`Fix::new`] in a given temp dir (the config's root is `<tmp>/root`).
+    /// Like [`Fixture::new`] in a given temp dir (the config's root is `<tmp>/root`).
     pub fn in_dir(
         tmp: tempfile::TempDir,
         edit: impl FnOnce(&mut TestArchive),
         extra_toml: &str,
-    ) -> Fix {
+    ) -> Fixture {
         let mut archive = TestArchive::new(tmp.path().join("upstream"));
         for name in ["hello", "libfoo1", "tool", "zed"] {
             archive.suites[0]
@@ -64,55 +54,13 @@ impl Fix {
                 .push(package(name, "1.0-1", 4096));
         }
         edit(&mut archive);
-        archive.build();
-        let upstream = Upstream::serve(archive.dir());
-        let keyring = tmp.path().join("keys/archive.gpg");
-        archive.key().write_keyring(&keyring);
-        let config = write_config(tmp.path(), &upstream.base_url(), &keyring, extra_toml);
-        Fix {
-            tmp,
-            archive,
-            upstream,
-            keyring,
-            config,
-        }
-    }
-
-    pub fn tree(&self) -> PathBuf {
-        mirror_dir(self.tmp.path())
-    }
-
-    pub fn config_str(&self) -> String {
-        self.config.to_string_lossy().into_owned()
-    }
-
-    pub fn sync(&self) -> Output {
-        run_sync(&self.config)
-    }
-
-    pub fn sync_ok(&self) {
-        assert_success(&self.sync());
-    }
-
-    /// Rebuilds upstream after `edit`.
-    pub fn change(&mut self, edit: impl FnOnce(&mut TestArchive)) {
-        edit(&mut self.archive);
-        self.archive.build();
+        Fixture::from_archive(tmp, archive, extra_toml)
     }
 
     /// Upstream gains `newpkg` (a changed index and one new pool file).
     pub fn add_new_package(&mut self) {
         self.change(|a| a.suites[0].packages.push(package("newpkg", "1.0", 4096)));
         assert!(self.archive.path(NEW).is_file());
-    }
-
-    pub fn served(&self) -> BTreeMap<String, String> {
-        served_snapshot(&self.tree())
-    }
-
-    /// `debsync verify --config`.
-    pub fn verify(&self) -> Output {
-        run_debsync(&["verify", "--config", &self.config_str()])
     }
 
     /// A sync that must fail: returns its `error:` line after checking it contains every
