@@ -26,6 +26,7 @@ pub mod lock;
 pub mod manifest;
 pub mod plan;
 pub mod pool;
+pub mod progress;
 pub mod state;
 pub mod swap;
 pub mod trace;

@@ -138,11 +138,20 @@ pub async fn sync_pool(
 ) -> Result<PoolOutcome, SyncError> {
     let (tx, rx) = mpsc::channel::<FileRef>(512);
     let tree = ctx.tree.clone();
-    let planner = tokio::task::spawn_blocking(move || plan_pool(&tree, &old, &new, &unchanged, tx));
+    let counts = Arc::new(Counts::default());
+    let _progress =
+        super::progress::Reporter::start(&ctx.mirror.name, counts.clone(), ctx.fetcher.clone());
+    let planned = counts.clone();
+    let planner = tokio::task::spawn_blocking(move || {
+        let result = plan_pool(&tree, &old, &new, &unchanged, tx, &planned.queued);
+        planned
+            .planned
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        result
+    });
 
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let failures: Arc<Mutex<Vec<FetchError>>> = Arc::default();
-    let counts = Arc::new(Counts::default());
     let worker_ctx = Arc::new(WorkerCtx {
         tree: ctx.tree.clone(),
         base: ctx.mirror.upstream.clone(),
@@ -218,11 +227,7 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[derive(Default)]
-struct Counts {
-    fetched: std::sync::atomic::AtomicU64,
-    local: std::sync::atomic::AtomicU64,
-}
+use super::progress::Counts;
 
 /// The blocking half: read the old indices into a compact map, then stream the new ones and
 /// queue every file the live generation does not already vouch for.
@@ -232,6 +237,7 @@ fn plan_pool(
     new: &[ParseSource],
     unchanged: &[ParseSource],
     tx: mpsc::Sender<FileRef>,
+    queued: &std::sync::atomic::AtomicU64,
 ) -> Result<PoolOutcome, SyncError> {
     // What the unchanged suites list, to catch a path two suites list with different bytes.
     let mut unchanged_table: Vec<(PathKey, u64)> = Vec::new();
@@ -304,6 +310,7 @@ fn plan_pool(
                     return Ok(());
                 }
             }
+            queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // The receiver only goes away when the run is failing anyway.
             tx.blocking_send(f).map_err(|_| SyncError::WorkersStopped)
         })?;

@@ -161,3 +161,35 @@ fn completions_and_man_page() {
         "{man}"
     );
 }
+
+/// Off a terminal, a long pool stage logs a progress line now and then (the interval is
+/// shortened for the test): files done of queued, bytes, rate.
+#[test]
+fn a_long_pool_stage_reports_progress() {
+    let mut f = Fixture::new(|_| {}, "");
+    f.sync_ok();
+    f.change(|a| add(a, "newpkg", "1", "amd64"));
+    f.upstream.add_fault(FaultRule::contains(
+        "newpkg",
+        Fault::Drip {
+            chunk: 512,
+            every: Duration::from_millis(150),
+        },
+    ));
+    let out = run_with_timeout(
+        std::process::Command::new(debsync_bin())
+            .args(["sync", "--config", &f.config_str()])
+            .env("DEBSYNC_PROGRESS_SECS", "0.2"),
+        Duration::from_secs(60),
+    );
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("debian: pool: "))
+        .unwrap_or_else(|| panic!("no progress line:\n{err}"));
+    assert!(
+        line.contains("/1 files") && line.contains("received") && line.contains("/s"),
+        "{line}"
+    );
+}
