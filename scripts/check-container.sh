@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the image with packaging/build-image.sh (buildah, from scratch: nothing is pulled)
 # and runs it with podman the way k8s/ runs it (user 65532, read-only root, no capabilities,
-# no new privileges): `--version`, then `serve --root` of a directory, curled for /healthz
-# and a file. Exit non-zero on any failure. Not part of scripts/test.sh.
+# no new privileges): `--version`; `serve --root` of a directory, curled for /healthz and a
+# file; `sync` of a small signed archive (example/make-upstream.sh, served from the host) into
+# a volume, then `verify`. Exit non-zero on any failure. Not part of scripts/test.sh.
 #   bash scripts/check-container.sh      # root; apt-get installs buildah, podman if missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,4 +65,35 @@ body=$(curl -fsS "$addr/dists/hello.txt")
 echo "/dists/hello.txt: $body"
 [ "$health" = ok ] && [ "$body" = "hello from the container" ] || { echo "check-container: wrong responses" >&2; exit 1; }
 podman stop -t 10 "$name" >/dev/null
+
+echo "== sync, verify"
+bash example/make-upstream.sh "$work/up" >"$work/make-upstream.log" 2>&1 \
+  || { tail -n 5 "$work/make-upstream.log" >&2; exit 1; }
+bin=target/dist/debsync
+"$bin" serve --root "$work/up" --listen 127.0.0.1:0 >"$work/up.log" 2>&1 &
+up_pid=$!
+trap 'kill "$up_pid" 2>/dev/null || true; cleanup' EXIT
+up=
+for _ in $(seq 100); do up=$(grep -m1 -o 'http://[0-9.:]*' "$work/up.log") && break; sleep 0.1; done
+[ -n "$up" ] || { echo "check-container: upstream did not start: $(cat "$work/up.log")" >&2; exit 1; }
+mkdir -p "$work/mirror" "$work/etc"
+cp "$work/up/keyring.gpg" "$work/etc/keyring.gpg"
+cat >"$work/etc/mirror.toml" <<TOML
+root = "/srv/mirror"
+[[mirror]]
+name = "example"
+upstream = "$up/"
+suites = ["stable"]
+components = ["main"]
+architectures = ["amd64"]
+keyring = "keyring.gpg"
+TOML
+chmod -R a+rX "$work/etc"; chown 65532:65532 "$work/mirror"
+vols=(-v "$work/etc:/etc/debsync:ro" -v "$work/mirror:/srv/mirror")
+"${run[@]}" --hostname debsync-check "${vols[@]}" "$image" sync --config /etc/debsync/mirror.toml
+"${run[@]}" "${vols[@]}" "$image" verify --config /etc/debsync/mirror.toml
+[ -f "$work/mirror/example/project/trace/debsync-check" ] \
+  || { echo "check-container: no trace named after --hostname" >&2; exit 1; }
+echo "files written as $(stat -c %u:%g "$work/mirror/example/dists/stable/InRelease")"
+kill "$up_pid"; wait "$up_pid" 2>/dev/null || true
 echo "check-container: OK"
