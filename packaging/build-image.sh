@@ -61,6 +61,11 @@ buildah config \
   --label org.opencontainers.image.description="Debian/Ubuntu archive mirror synchronizer and static server" \
   --label org.opencontainers.image.licenses="MIT OR Apache-2.0" \
   "$ctr"
+previous=$(buildah images --quiet --noheading "$image" 2>/dev/null || true)
 buildah commit --quiet --rm "$ctr" "$image" >/dev/null
 ctr=
+# The image this one replaced under the same name, now untagged: remove it (kept if in use).
+if [ -n "$previous" ] && [ "$previous" != "$(buildah images --quiet --noheading "$image")" ]; then
+  buildah rmi "$previous" >/dev/null 2>&1 || true
+fi
 echo "built $image"
