@@ -2,7 +2,8 @@
 # Builds the Debian package with cargo-deb (profile dist: no debug info, stripped), installs
 # it with dpkg -i and checks what it installed: the binary runs, the units are there and
 # verify, the user `debsync` exists and owns /srv/mirror, the config is a conffile and parses
-# (`debsync serve` on it, as the user, answers /healthz); then dpkg -r, and dpkg --purge.
+# (`debsync serve` on it, as the user, answers /healthz), the user can sync into /srv/mirror;
+# then dpkg -r, and dpkg --purge.
 # The user and /srv/mirror, which the package keeps on purge, are removed again if this
 # script's install created them. Exit non-zero on any failure. Not part of scripts/test.sh.
 #   bash scripts/check-deb.sh        # root (dpkg -i); cargo install cargo-deb if missing
@@ -112,6 +113,33 @@ if ! serve_check /etc/debsync/mirror.toml; then
     *) fail "serve as debsync did not start: $err" ;;
   esac
 fi
+
+# A sync as the user into the package's mirror root, of a small signed archive served here.
+bash example/make-upstream.sh "$tmp/up" >"$tmp/make-upstream.log" 2>&1 \
+  || fail "example/make-upstream.sh: $(tail -n 3 "$tmp/make-upstream.log")"
+/usr/bin/debsync serve --root "$tmp/up" --listen 127.0.0.1:0 >"$tmp/up.log" 2>&1 &
+serve_pid=$!
+up=
+for _ in $(seq 100); do up=$(grep -m1 -o 'http://[0-9.:]*' "$tmp/up.log") && break; sleep 0.1; done
+[ -n "$up" ] || fail "upstream did not start: $(cat "$tmp/up.log")"
+cp "$tmp/up/keyring.gpg" "$tmp/keyring.gpg"
+cat >"$tmp/sync.toml" <<TOML
+root = "/srv/mirror"
+[[mirror]]
+name = "check-deb"
+upstream = "$up/"
+suites = ["stable"]
+components = ["main"]
+architectures = ["amd64"]
+keyring = "keyring.gpg"
+TOML
+chmod 755 "$tmp"; chmod 644 "$tmp/sync.toml" "$tmp/keyring.gpg"
+out=$(runuser -u debsync -- /usr/bin/debsync sync --config "$tmp/sync.toml" 2>&1) \
+  || fail "sync as debsync: $out"
+ok "sync as debsync into /srv/mirror/check-deb: $(echo "$out" | tail -n1)"
+[ "$(stat -c %U /srv/mirror/check-deb/dists/stable/InRelease)" = debsync ] || fail "synced files not debsync's"
+rm -rf /srv/mirror/check-deb
+kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=
 
 echo "== dpkg -r"
 dpkg -r debsync | sed 's/^/  /'
