@@ -118,9 +118,18 @@ impl Server {
                 limits,
                 metrics: Metrics::default(),
                 dircache: Default::default(),
+                extra_metrics: None,
             }),
             tls: None,
         }
+    }
+
+    /// Appends `extra`'s samples to every `/metrics` response.
+    pub fn with_metrics(mut self, extra: super::ExtraMetrics) -> Server {
+        if let Some(app) = Arc::get_mut(&mut self.app) {
+            app.extra_metrics = Some(extra);
+        }
+        self
     }
 
     /// Serves HTTPS with a PEM certificate chain and private key.
