@@ -178,7 +178,17 @@ async fn main() -> ExitCode {
                 .render(&mut std::io::stdout())
                 .map_err(debsync::Error::Io)
         }
-        Command::Daemon(args) => debsync::daemon::run(&args.config, args.listen).await,
+        Command::Daemon(args) => {
+            // Exit right away: dropping the runtime would wait for any sync still running
+            // past the stop grace period, and the daemon promises to stop within it.
+            match debsync::daemon::run(&args.config, args.listen).await {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1)
+                }
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
