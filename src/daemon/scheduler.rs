@@ -247,14 +247,17 @@ impl Scheduler {
     /// Stops scheduling, interrupts running syncs, and waits for every task to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let handles = self
+        // The config senders stay alive until the tasks end: a closed channel would read as
+        // "removed from the config".
+        let (senders, handles): (Vec<_>, Vec<_>) = self
             .tasks
             .into_values()
-            .map(|t| t.handle)
-            .chain(self.retired);
-        for h in handles {
+            .map(|t| (t.config, t.handle))
+            .unzip();
+        for h in handles.into_iter().chain(self.retired) {
             let _ = h.await;
         }
+        drop(senders);
     }
 }
 
@@ -276,6 +279,9 @@ impl MirrorLoop {
         let mut jitter = jitter_sample();
         let mut tree = None;
         loop {
+            if self.config.has_changed().is_err() {
+                break; // removed from the config while it ran
+            }
             let config = self.config.borrow_and_update().clone();
             let Some(mirror) = config.mirrors.iter().find(|m| m.name == self.name) else {
                 break;
@@ -362,6 +368,9 @@ impl MirrorLoop {
         }
         if let Some(tree) = tree {
             ScheduleFile::remove(&tree);
+        }
+        if self.config.has_changed().is_err() {
+            self.stats.remove(&self.name);
         }
     }
 }
@@ -517,7 +526,7 @@ mod tests {
     async fn reload_adds_replans_and_removes_mirrors() {
         let dir = tempfile::tempdir().unwrap();
         let runner = script(Duration::ZERO, &[], false);
-        let (mut s, _) = scheduler(config(dir.path(), &[("a", "*/10 * * * * *")], ""), &runner);
+        let (mut s, stats) = scheduler(config(dir.path(), &[("a", "*/10 * * * * *")], ""), &runner);
         advance(5).await;
         let both = config(
             dir.path(),
@@ -534,6 +543,9 @@ mod tests {
         advance(30).await;
         assert_eq!(runner.starts("b"), [5, 10, 20]);
         assert_eq!(s.mirrors(), ["a"]);
+        let mut metrics = String::new();
+        stats.render(&mut metrics);
+        assert!(!metrics.contains("mirror=\"b\""), "{metrics}");
         s.shutdown().await;
     }
 
