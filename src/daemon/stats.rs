@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -180,16 +180,12 @@ pub struct ScheduleFile {
     pub failures_in_a_row: u32,
 }
 
-pub fn schedule_path(tree: &Path) -> PathBuf {
-    crate::sync::state::state_dir(tree).join("schedule.json")
-}
-
 impl ScheduleFile {
     /// Writes it when the tree's private directory exists (a mirror never synced has none,
     /// and creating it would make an empty tree look servable).
     pub fn write(&self, tree: &Path) {
-        let path = schedule_path(tree);
-        if !crate::sync::state::state_dir(tree).is_dir() {
+        let path = crate::tree::schedule_file(tree);
+        if !crate::tree::state_dir(tree).is_dir() {
             return;
         }
         let result = serde_json::to_vec_pretty(self)
@@ -201,12 +197,12 @@ impl ScheduleFile {
     }
 
     pub fn remove(tree: &Path) {
-        let _ = std::fs::remove_file(schedule_path(tree));
+        let _ = std::fs::remove_file(crate::tree::schedule_file(tree));
     }
 
     /// The plan of a running daemon; `None` when there is no file or its daemon is gone.
     pub fn read(tree: &Path) -> Option<ScheduleFile> {
-        let bytes = std::fs::read(schedule_path(tree)).ok()?;
+        let bytes = std::fs::read(crate::tree::schedule_file(tree)).ok()?;
         let file: ScheduleFile = serde_json::from_slice(&bytes).ok()?;
         let pid = rustix::process::Pid::from_raw(i32::try_from(file.pid).ok()?)?;
         rustix::process::test_kill_process(pid).ok()?;
@@ -267,6 +263,6 @@ mod tests {
         file.write(dir.path());
         assert_eq!(ScheduleFile::read(dir.path()), None);
         ScheduleFile::remove(dir.path());
-        assert!(!schedule_path(dir.path()).exists());
+        assert!(!crate::tree::schedule_file(dir.path()).exists());
     }
 }
