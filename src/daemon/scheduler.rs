@@ -369,9 +369,6 @@ impl MirrorLoop {
         if let Some(tree) = tree {
             ScheduleFile::remove(&tree);
         }
-        if self.config.has_changed().is_err() {
-            self.stats.remove(&self.name);
-        }
     }
 }
 

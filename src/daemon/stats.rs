@@ -70,11 +70,14 @@ impl Stats {
         });
     }
 
+    /// Counts a finished run; not for a mirror [`Stats::remove`]d meanwhile (a reload dropped
+    /// it while it ran).
     pub fn finished(&self, mirror: &str, kind: RunKind) {
-        self.with(mirror, |s| {
+        let mut map = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get_mut(mirror) {
             s.running = false;
             s.runs[kind as usize] += 1;
-        });
+        }
     }
 
     /// Forgets a mirror the config no longer has.
