@@ -268,6 +268,12 @@ fn daemon_syncs_serves_reloads_and_stops() {
         v[0]["next_run"].as_i64().map(|_| v)
     });
     assert_eq!(status[0]["schedule"], "* * * * * *");
+    let out = run_debsync(&["status", "--config", &config.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  next run:      ") && text.contains("daemon schedule \"* * * * * *\""),
+        "{text}"
+    );
 
     // Upstream changes: a later firing picks it up.
     s.archive
