@@ -41,6 +41,79 @@ pub struct Config {
     pub sync: SyncConfig,
     pub serve: ServeConfig,
     pub mirrors: Vec<MirrorConfig>,
+    /// `debsync daemon`: jitter, retry backoff and each mirror's schedule.
+    pub daemon: DaemonConfig,
+}
+
+/// The schedule every mirror without a `schedule` key gets: every 6 hours, on the hour
+/// (seconds first: the `cron` crate's syntax).
+pub const DEFAULT_SCHEDULE: &str = "0 0 */6 * * *";
+
+/// `[daemon]` plus each mirror's `schedule`; only `debsync daemon` reads them.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Upper bound of the random delay added to each firing.
+    pub jitter_secs: u64,
+    /// First retry delay after a failed run; doubled per failure in a row.
+    pub retry_min_secs: u64,
+    /// Cap of the retry delay.
+    pub retry_max_secs: u64,
+    /// Mirror name → its parsed `schedule` (or [`DEFAULT_SCHEDULE`]).
+    pub schedules: std::collections::BTreeMap<String, cron::Schedule>,
+}
+
+impl DaemonConfig {
+    /// The schedule of a mirror of this config ([`DEFAULT_SCHEDULE`] for an unknown name).
+    pub fn schedule(&self, mirror: &str) -> cron::Schedule {
+        self.schedules
+            .get(mirror)
+            .cloned()
+            .unwrap_or_else(default_schedule)
+    }
+}
+
+fn default_schedule() -> cron::Schedule {
+    DEFAULT_SCHEDULE
+        .parse()
+        .expect("DEFAULT_SCHEDULE is a valid cron expression")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDaemon {
+    jitter_secs: u64,
+    retry_min_secs: u64,
+    retry_max_secs: u64,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        RawDaemon {
+            jitter_secs: 300,
+            retry_min_secs: 60,
+            retry_max_secs: 3600,
+        }
+    }
+}
+
+/// A mirror's `schedule` key: six or seven fields, seconds first (`cron` crate syntax), or
+/// `@hourly`/`@daily`/`@weekly`/`@monthly`/`@yearly`; it must fire at least once more.
+fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
+    let schedule: cron::Schedule = text.parse().map_err(|e| {
+        let fields = text.split_whitespace().count();
+        let hint = if fields == 5 {
+            " (5 fields: this is classic crontab syntax; add the seconds field first, \
+             e.g. \"0 0 */6 * * *\")"
+        } else {
+            " (expected: sec min hour day-of-month month day-of-week [year], \
+             e.g. \"0 0 */6 * * *\")"
+        };
+        format!("{text:?}: {e}{hint}")
+    })?;
+    if schedule.upcoming(chrono::Utc).next().is_none() {
+        return Err(format!("{text:?} never fires again"));
+    }
+    Ok(schedule)
 }
 
 /// Tuning of the sync engine; shared by every mirror of one config.
@@ -221,6 +294,8 @@ struct RawConfig {
     #[serde(default)]
     serve: ServeConfig,
     #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
     mirror: Vec<RawMirror>,
 }
 
@@ -250,6 +325,7 @@ struct RawMirror {
     pdiffs: bool,
     #[serde(default)]
     allow_missing_date: bool,
+    schedule: Option<String>,
 }
 
 fn yes() -> bool {
@@ -339,6 +415,32 @@ impl Config {
                 "no [[mirror]] entries: nothing to do".into(),
             ));
         }
+        let daemon = raw.daemon;
+        if daemon.jitter_secs > 86_400 {
+            return Err(invalid(
+                "daemon.jitter_secs".into(),
+                format!("must be at most 86400 (a day), got {}", daemon.jitter_secs),
+            ));
+        }
+        if daemon.retry_min_secs == 0 || daemon.retry_min_secs > daemon.retry_max_secs {
+            return Err(invalid(
+                "daemon.retry_min_secs".into(),
+                format!(
+                    "must be 1..=retry_max_secs ({}), got {}",
+                    daemon.retry_max_secs, daemon.retry_min_secs
+                ),
+            ));
+        }
+        if daemon.retry_max_secs > 7 * 86_400 {
+            return Err(invalid(
+                "daemon.retry_max_secs".into(),
+                format!(
+                    "must be at most 604800 (a week), got {}",
+                    daemon.retry_max_secs
+                ),
+            ));
+        }
+        let mut schedules = std::collections::BTreeMap::new();
         let mut mirrors = Vec::with_capacity(raw.mirror.len());
         for (i, m) in raw.mirror.into_iter().enumerate() {
             let key = |k: &str| format!("mirror[{i}].{k}");
@@ -429,6 +531,11 @@ impl Config {
                     ));
                 }
             }
+            let schedule = match &m.schedule {
+                Some(text) => parse_schedule(text).map_err(|msg| invalid(key("schedule"), msg))?,
+                None => default_schedule(),
+            };
+            schedules.insert(m.name.clone(), schedule);
             mirrors.push(MirrorConfig {
                 name: m.name,
                 upstream,
@@ -454,6 +561,12 @@ impl Config {
             sync,
             serve: raw.serve,
             mirrors,
+            daemon: DaemonConfig {
+                jitter_secs: daemon.jitter_secs,
+                retry_min_secs: daemon.retry_min_secs,
+                retry_max_secs: daemon.retry_max_secs,
+                schedules,
+            },
         })
     }
 }
@@ -555,6 +668,23 @@ keyring = "k.gpg"
                 format!("{GOOD}\n[sync]\nmax_delete = \"lots\"\n"),
                 "max_delete",
             ),
+            (
+                GOOD.replace("keyring =", "schedule = \"0 */6 * * *\"\nkeyring ="),
+                "mirror[0].schedule",
+            ),
+            (
+                GOOD.replace("keyring =", "schedule = \"0 0 0 1 1 * 2001\"\nkeyring ="),
+                "mirror[0].schedule",
+            ),
+            (
+                format!("{GOOD}\n[daemon]\nretry_min_secs = 0\n"),
+                "daemon.retry_min_secs",
+            ),
+            (
+                format!("{GOOD}\n[daemon]\nretry_min_secs = 10\nretry_max_secs = 5\n"),
+                "daemon.retry_min_secs",
+            ),
+            (format!("{GOOD}\n[daemon]\njitter = 5\n"), "jitter"),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();
@@ -582,6 +712,20 @@ keyring = "k.gpg"
             .unwrap_err()
             .to_string();
         assert!(err.contains("mirror[0].components: missing"), "{err}");
+    }
+
+    #[test]
+    fn schedules_default_and_parse() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.daemon.schedule("debian").source(), DEFAULT_SCHEDULE);
+        assert_eq!(c.daemon.jitter_secs, 300);
+        let c = parse(&GOOD.replace("keyring =", "schedule = \"0 30 2 * * Mon-Fri\"\nkeyring ="))
+            .unwrap();
+        assert_eq!(c.daemon.schedule("debian").source(), "0 30 2 * * Mon-Fri");
+        let err = parse(&GOOD.replace("keyring =", "schedule = \"0 */6 * * *\"\nkeyring ="))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("classic crontab syntax"), "{err}");
     }
 
     #[test]

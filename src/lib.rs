@@ -9,6 +9,7 @@
 //! - [`fetch`]: the HTTP client: retries with backoff, resume, and hashing while streaming.
 //! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
 //! - [`serve`]: the static HTTP server over the synced trees.
+//! - [`daemon`]: `debsync daemon`, serve and sync in one process on per-mirror cron schedules.
 //! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
 //! - [`tree`]: the names of a mirror's tree (live, private, temp), owned in one place.
 //! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
@@ -16,6 +17,7 @@
 pub mod archive;
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod fetch;
 pub mod serve;
 pub mod status;

@@ -57,6 +57,7 @@ enum Command {
     Serve(ServeArgs),
     Verify(VerifyArgs),
     Status(StatusArgs),
+    Daemon(DaemonArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -64,6 +65,18 @@ enum Command {
     },
     /// Print the man page (roff) to stdout: `debsync manpage > debsync.1`.
     Manpage,
+}
+
+/// Serve the mirrors and sync each on its cron schedule, in one process (SIGHUP reloads the
+/// config, SIGTERM/SIGINT stop).
+#[derive(Args)]
+struct DaemonArgs {
+    /// Path to mirror.toml.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Address to listen on [default: [serve] listen of the config, else 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 /// Show each mirror's last run, result, archive serial, Release age and pool size (from its
@@ -164,6 +177,17 @@ async fn main() -> ExitCode {
             clap_mangen::Man::new(Cli::command())
                 .render(&mut std::io::stdout())
                 .map_err(debsync::Error::Io)
+        }
+        Command::Daemon(args) => {
+            // Exit right away: dropping the runtime would wait for any sync still running
+            // past the stop grace period, and the daemon promises to stop within it.
+            match debsync::daemon::run(&args.config, args.listen).await {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1)
+                }
+            }
         }
     };
     match result {

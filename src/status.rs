@@ -25,6 +25,11 @@ pub struct MirrorStatus {
     pub pool_files: u64,
     pub pool_bytes: u64,
     pub suites: Vec<SuiteStatus>,
+    /// Unix seconds of the next run a running `debsync daemon` plans (`None` without a
+    /// daemon, or while it runs the mirror).
+    pub next_run: Option<i64>,
+    /// The daemon's schedule of the mirror (`None` without a daemon).
+    pub schedule: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +52,7 @@ pub fn collect(config: &Config, only: Option<&str>) -> Result<Vec<MirrorStatus>,
 fn of_mirror(config: &Config, mirror: &MirrorConfig) -> MirrorStatus {
     let tree = mirror.tree(&config.root);
     let state = State::load(&tree);
+    let plan = crate::daemon::stats::ScheduleFile::read(&tree);
     let result = match state.last_result {
         RunResult::Ok => "ok",
         RunResult::Failed => "failed",
@@ -77,6 +83,8 @@ fn of_mirror(config: &Config, mirror: &MirrorConfig) -> MirrorStatus {
                 }
             })
             .collect(),
+        next_run: plan.as_ref().and_then(|p| p.next_run),
+        schedule: plan.map(|p| p.schedule),
     }
 }
 
@@ -112,6 +120,15 @@ pub fn render(statuses: &[MirrorStatus], now: i64) -> String {
             && s.result != "ok"
         {
             out.push_str(&format!("  last error:    {e}\n"));
+        }
+        if let Some(schedule) = &s.schedule {
+            let next = match s.next_run {
+                Some(t) => format!("{} (in {})", format_rfc2822(t), age(t - now)),
+                None => "running now".to_string(),
+            };
+            out.push_str(&format!(
+                "  next run:      {next}, daemon schedule {schedule:?}\n"
+            ));
         }
         out.push_str(&format!(
             "  archive serial: {}\n",

@@ -4,7 +4,8 @@
 //! - `dists/<suite>/`: a live generation, swapped whole; `dists/<alias>` links to one.
 //! - `pool/…`: package files (a flat repository's are at the root).
 //! - `project/trace/`: trace files.
-//! - `.debsync/`: private: `state.json`, `staging/`, `manifests/`, `waiting/`.
+//! - `.debsync/`: private: `state.json`, `staging/`, `manifests/`, `waiting/`, and
+//!   `schedule.json` while `debsync daemon` runs.
 //! - `Archive-Update-in-Progress-<host>`: the run lock (ftpsync's name).
 //! - `.<file>.debsync-tmp` (a download in progress) and `.<file>.debsync-next` (a replacement
 //!   waiting for the swap), beside their final names.
@@ -36,6 +37,11 @@ pub fn state_dir(tree: &Path) -> PathBuf {
 /// `.debsync/state.json`.
 pub fn state_file(tree: &Path) -> PathBuf {
     state_dir(tree).join("state.json")
+}
+
+/// `.debsync/schedule.json`: a running daemon's plan for the mirror.
+pub fn schedule_file(tree: &Path) -> PathBuf {
+    state_dir(tree).join("schedule.json")
 }
 
 /// `.debsync/staging/`: next generations being built.

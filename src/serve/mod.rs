@@ -156,7 +156,12 @@ pub struct App {
     limits: Limits,
     metrics: metrics::Metrics,
     dircache: Arc<dircache::DirCache>,
+    /// More samples for `/metrics` from the embedding process (`debsync daemon`).
+    extra_metrics: Option<ExtraMetrics>,
 }
+
+/// Appends Prometheus text samples to a `/metrics` response.
+pub type ExtraMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 /// The axum application (steps 2–9 of the pipeline); `server.rs` drives it per connection.
 fn router(app: Arc<App>) -> Router {

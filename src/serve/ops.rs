@@ -92,6 +92,9 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     .await
     .unwrap_or_default();
     render_mirrors(&mut out, &mirrors);
+    if let Some(extra) = &app.extra_metrics {
+        extra(&mut out);
+    }
     plain(
         StatusCode::OK,
         out,

@@ -87,7 +87,8 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr: sock, source })
 }
 
-/// The production shutdown trigger: a future that resolves on SIGINT or SIGTERM.
+/// The production shutdown trigger: a future that resolves on SIGINT or SIGTERM (SIGHUP is
+/// logged and ignored).
 ///
 /// The handlers are installed by this call, not when the future is first polled, so call it
 /// before announcing the address: a signal that arrives early then still means "shut down
@@ -96,10 +97,17 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    // SIGHUP's default action kills; a server has nothing to reload, so it is logged instead.
+    let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
     Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => tracing::info!(
+                    "SIGHUP ignored: `debsync serve` reads its config once (`debsync daemon` reloads)"
+                ),
+            }
         }
         tracing::info!("shutdown requested; finishing in-flight responses");
     })
@@ -118,9 +126,18 @@ impl Server {
                 limits,
                 metrics: Metrics::default(),
                 dircache: Default::default(),
+                extra_metrics: None,
             }),
             tls: None,
         }
+    }
+
+    /// Appends `extra`'s samples to every `/metrics` response.
+    pub fn with_metrics(mut self, extra: super::ExtraMetrics) -> Server {
+        if let Some(app) = Arc::get_mut(&mut self.app) {
+            app.extra_metrics = Some(extra);
+        }
+        self
     }
 
     /// Serves HTTPS with a PEM certificate chain and private key.

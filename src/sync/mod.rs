@@ -233,10 +233,22 @@ pub async fn sync_all(
 }
 
 /// One mirror's run: lock → release → (no-op?) → stage → pool → swap → cleanup → trace.
+/// SIGINT and SIGTERM abandon it (see [`sync_mirror_until`]).
 pub async fn sync_mirror(
     config: &Config,
     mirror: &MirrorConfig,
     opts: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    sync_mirror_until(config, mirror, opts, interrupted()).await
+}
+
+/// [`sync_mirror`], abandoned cleanly (state `interrupted`, tree as it was) when `stop`
+/// resolves instead of on a signal: the daemon owns the signals of its process.
+pub async fn sync_mirror_until(
+    config: &Config,
+    mirror: &MirrorConfig,
+    opts: &SyncOptions,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<SyncReport, SyncError> {
     let clock = Instant::now();
     let tree = mirror.tree(&config.root);
@@ -282,7 +294,7 @@ pub async fn sync_mirror(
     // no await inside), the lock goes with the process, and the state says what happened.
     let result = tokio::select! {
         r = run(&ctx, &mut state, &changed, &unchanged, previous_ok, opts) => r,
-        () = interrupted() => Err(SyncError::Interrupted),
+        () = stop => Err(SyncError::Interrupted),
     };
     // Staging holds either half-built generations (failure) or swapped-out old ones.
     let staging = generation::staging_root(&tree);
