@@ -22,7 +22,8 @@
 //!    (`400` for traversal and malformed escapes, `404` for private names).
 //! 6. **Mount**: the first segment picks the mirror (or `/` is the mirror index).
 //! 7. **Open** (`files.rs`): one `openat2(RESOLVE_BENEATH)` relative to the tree (`403` for a
-//!    symlink leaving it), then `fstat` on that handle.
+//!    symlink leaving it), then `fstat` on that handle. A path through a symlink is opened
+//!    again with symlinks allowed and must not resolve to a private name (`404`).
 //! 8. **Directory**: redirect to the slash form, or list it (`listing.rs`, HTML or JSON;
 //!    big settled directories come from `dircache.rs`, keyed by the handle's `fstat`).
 //! 9. **File**: conditionals (`304`/`412`), `Range` (`206`/`416`), headers (`headers.rs`), and

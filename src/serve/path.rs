@@ -8,14 +8,18 @@
 //!    segments collapse: apt asks a flat repository (`deb URL ./`) for `URL/./InRelease`, and
 //!    a redirect built from a `SafePath` can never become `//host`.
 //! 2. [`open_beneath`] opens the relative path under a tree with `openat2(RESOLVE_BENEATH)`, so
-//!    the kernel refuses any resolution (a symlink, absolute or relative) that leaves the tree.
-//!    The returned handle is what the response streams from: one open per request, so a
-//!    directory swapped mid-response cannot mix two generations of the archive.
+//!    the kernel refuses any resolution (a symlink, absolute or relative) that leaves the tree,
+//!    and refuses a symlink that leads to a private name: what a path resolves to is checked,
+//!    not only how it is spelled. The returned handle is what the response streams from: one
+//!    open per request, so a directory swapped mid-response cannot mix two generations of the
+//!    archive.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -188,10 +192,20 @@ pub enum OpenMode {
     Stat,
 }
 
-/// Opens `rel` under the tree anchored at `tree_fd`, refusing anything that resolves outside it.
+/// Opens `rel` under the tree anchored at `tree_fd`, refusing anything that resolves outside it
+/// or to a private name.
+///
+/// Private names are unreachable by any path: `SafePath` refuses them in the request, and
+/// symlinks cannot lead to them either (`pool/x -> ../.debsync/state.json`, a link to a
+/// directory inside `.debsync/`, to a `.x.debsync-tmp` file or to the lock file). The common
+/// case costs nothing extra: the first `openat2` refuses symlinks, so when it succeeds every
+/// component is one of `rel`'s, checked here. Only a path through a symlink (a suite alias
+/// `dists/stable -> bookworm`, `updates -> .`, `current -> 20230607`) is opened a second time
+/// with symlinks allowed, and the path the kernel actually resolved is then checked
+/// ([`resolved_in_tree`]).
 ///
 /// Errors: `PermissionDenied` wrapping [`Escapes`] when resolution would leave the tree
-/// (see [`is_escape`]), otherwise the OS error (`NotFound`, …).
+/// (see [`is_escape`]), `NotFound` for a private name, otherwise the OS error (`NotFound`, …).
 pub fn open_beneath(
     tree: &Path,
     tree_fd: &OwnedFd,
@@ -203,23 +217,129 @@ pub fn open_beneath(
         OpenMode::Read => OFlags::RDONLY | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         OpenMode::Stat => OFlags::PATH | OFlags::CLOEXEC,
     };
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    if has_private_component(rel) {
+        return Err(private(rel));
+    }
+    match openat2_beneath(tree_fd, rel, flags, ResolveFlags::NO_SYMLINKS) {
+        Ok(file) => Ok(file),
+        Err(Open::Symlink) => open_through_symlinks(tree, tree_fd, rel, flags),
+        Err(Open::NoOpenat2) => open_checked(tree, rel, flags),
+        Err(Open::Failed(e)) => Err(e),
+    }
+}
+
+/// Why [`openat2_beneath`] did not return a handle.
+enum Open {
+    /// `ELOOP`: a symlink on the way (with `NO_SYMLINKS`) or a symlink loop (without).
+    Symlink,
+    /// `ENOSYS`: a kernel older than 5.6.
+    NoOpenat2,
+    Failed(io::Error),
+}
+
+/// `openat2(RESOLVE_BENEATH | extra)`, retrying the lookups a concurrent rename spoiled.
+fn openat2_beneath(
+    tree_fd: &OwnedFd,
+    rel: &Path,
+    flags: OFlags,
+    extra: ResolveFlags,
+) -> Result<File, Open> {
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | extra;
     // EAGAIN: a rename raced with the lookup (a sync swapping dists/); retrying is the contract.
     for _ in 0..8 {
         match rustix::fs::openat2(tree_fd, rel, flags, Mode::empty(), resolve) {
             Ok(fd) => return Ok(File::from(fd)),
             Err(rustix::io::Errno::AGAIN) => continue,
-            Err(rustix::io::Errno::XDEV) | Err(rustix::io::Errno::LOOP) => {
-                return Err(escapes(rel));
-            }
-            Err(rustix::io::Errno::NOSYS) => return open_checked(tree, rel, flags),
-            Err(e) => return Err(e.into()),
+            Err(rustix::io::Errno::LOOP) => return Err(Open::Symlink),
+            Err(rustix::io::Errno::XDEV) => return Err(Open::Failed(escapes(rel))),
+            Err(rustix::io::Errno::NOSYS) => return Err(Open::NoOpenat2),
+            Err(e) => return Err(Open::Failed(e.into())),
         }
     }
-    Err(io::Error::new(
+    Err(Open::Failed(io::Error::new(
         io::ErrorKind::Interrupted,
         format!("{}: lookup kept racing with renames", rel.display()),
-    ))
+    )))
+}
+
+/// The slow path of [`open_beneath`]: `rel` goes through at least one symlink.
+///
+/// A private resolved path is tried once more before it is refused: a sync's
+/// `RENAME_EXCHANGE` of `dists/<suite>` moves the generation just opened into
+/// `.debsync/staging/` for a moment, and the second open finds the new one.
+fn open_through_symlinks(
+    tree: &Path,
+    tree_fd: &OwnedFd,
+    rel: &Path,
+    flags: OFlags,
+) -> io::Result<File> {
+    for _ in 0..2 {
+        let file = match openat2_beneath(tree_fd, rel, flags, ResolveFlags::empty()) {
+            Ok(file) => file,
+            // A symlink loop: refused like a link leaving the tree.
+            Err(Open::Symlink) => return Err(escapes(rel)),
+            Err(Open::NoOpenat2) => return open_checked(tree, rel, flags),
+            Err(Open::Failed(e)) => return Err(e),
+        };
+        match resolved_in_tree(tree, tree_fd, rel, &file) {
+            Some(resolved) if !has_private_component(&resolved) => return Ok(file),
+            _ => continue,
+        }
+    }
+    Err(private(rel))
+}
+
+/// Where the open `file` sits in the tree, as the kernel resolved it: the `/proc/self/fd`
+/// links of the file and of the tree, one stripped from the other. Without `/proc`, the
+/// canonical path of `tree/rel`, trusted only if it names the same inode as `file`. `None`
+/// when the answer is not certain (a rename moved things in between).
+fn resolved_in_tree(tree: &Path, tree_fd: &OwnedFd, rel: &Path, file: &File) -> Option<PathBuf> {
+    match (fd_path(tree_fd.as_fd()), fd_path(file.as_fd())) {
+        (Ok(root), Ok(target)) => target.strip_prefix(root).ok().map(Path::to_path_buf),
+        _ => canonical_in_tree(tree, rel, file),
+    }
+}
+
+fn fd_path(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// [`resolved_in_tree`] without `/proc`.
+fn canonical_in_tree(tree: &Path, rel: &Path, file: &File) -> Option<PathBuf> {
+    let root = std::fs::canonicalize(tree).ok()?;
+    let target = std::fs::canonicalize(tree.join(rel)).ok()?;
+    let (opened, named) = (file.metadata().ok()?, std::fs::metadata(&target).ok()?);
+    if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) {
+        return None;
+    }
+    target.strip_prefix(root).ok().map(Path::to_path_buf)
+}
+
+/// Whether any component of a relative path is a private name (see [`is_private`]).
+fn has_private_component(rel: &Path) -> bool {
+    rel.components().any(|c| match c {
+        Component::Normal(name) => {
+            let name = name.as_bytes();
+            name.starts_with(b".") || name.starts_with(LOCK_PREFIX.as_bytes())
+        }
+        _ => false,
+    })
+}
+
+/// The inner error of a path that resolves to a private name: reported as absent.
+#[derive(Debug)]
+pub struct Private(PathBuf);
+
+impl std::fmt::Display for Private {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: resolves to a private name", self.0.display())
+    }
+}
+
+impl std::error::Error for Private {}
+
+fn private(rel: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, Private(rel.to_path_buf()))
 }
 
 /// The inner error of a path that resolves outside its tree.
@@ -248,8 +368,11 @@ pub fn is_escape(e: &io::Error) -> bool {
 fn open_checked(tree: &Path, rel: &Path, flags: OFlags) -> io::Result<File> {
     let root = std::fs::canonicalize(tree)?;
     let target = std::fs::canonicalize(tree.join(rel))?;
-    if !target.starts_with(&root) {
+    let Ok(inside) = target.strip_prefix(&root) else {
         return Err(escapes(rel));
+    };
+    if has_private_component(inside) {
+        return Err(private(rel));
     }
     rustix::fs::open(&target, flags, Mode::empty())
         .map(File::from)
@@ -412,6 +535,69 @@ mod tests {
         assert_eq!(p.skip(5).to_rel_path(), PathBuf::from("."));
         assert_eq!(encode_segment("javascript:x"), "javascript%3Ax");
         assert_eq!(encode_segment("<a \"b\">\n"), "%3Ca%20%22b%22%3E%0A");
+    }
+
+    /// Links to private names, into private directories and to the lock file resolve to
+    /// "not found"; links between public names keep working. The temp dir above the tree is
+    /// itself a dot name (`/tmp/.tmpXXXX`): only components inside the tree count.
+    #[test]
+    fn open_beneath_refuses_links_to_private_names() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        for f in [
+            ".debsync/state.json",
+            "pool/f",
+            "pool/.f.debsync-tmp",
+            "Archive-Update-in-Progress-h",
+        ] {
+            std::fs::create_dir_all(tree.join(f).parent().unwrap()).unwrap();
+            std::fs::write(tree.join(f), b"x").unwrap();
+        }
+        for (link, target) in [
+            ("pool/state", "../.debsync/state.json"),
+            ("pool/private", "../.debsync"),
+            ("pool/lock", "../Archive-Update-in-Progress-h"),
+            ("pool/tmp", ".f.debsync-tmp"),
+            ("pool/chain", "state"),
+            ("pool/up", "."),
+            ("alias", "pool"),
+        ] {
+            symlink(target, tree.join(link)).unwrap();
+        }
+        let fd = open_tree(&tree).unwrap();
+        for (rel, ok) in [
+            ("pool/f", true),
+            ("alias/f", true),
+            ("alias/up/up/f", true),
+            ("pool/up", true),
+            ("pool/state", false),
+            ("pool/chain", false),
+            ("pool/private", false),
+            ("pool/private/state.json", false),
+            ("alias/private/state.json", false),
+            ("pool/lock", false),
+            ("pool/tmp", false),
+            (".debsync/state.json", false),
+            ("Archive-Update-in-Progress-h", false),
+        ] {
+            let rel = Path::new(rel);
+            for mode in [OpenMode::Read, OpenMode::Stat] {
+                let r = open_beneath(&tree, &fd, rel, mode);
+                assert_eq!(r.is_ok(), ok, "{rel:?} {mode:?}: {r:?}");
+                if let Err(e) = r {
+                    assert_eq!(e.kind(), io::ErrorKind::NotFound, "{rel:?}: {e}");
+                }
+            }
+            // The fallbacks agree: without openat2, and without /proc.
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            let r = open_checked(&tree, rel, flags);
+            assert_eq!(r.is_ok(), ok, "{rel:?} without openat2: {r:?}");
+            if let Ok(file) = File::open(tree.join(rel)) {
+                let inside = canonical_in_tree(&tree, rel, &file).unwrap();
+                assert_eq!(!has_private_component(&inside), ok, "{rel:?}: {inside:?}");
+            }
+        }
     }
 
     #[test]

@@ -160,3 +160,107 @@ fn oversized_requests_are_refused() {
     );
     assert_eq!(Resp::parse(&out).status, 413);
 }
+
+/// Issue 12, item 11: a symlink is not a way around the private-name rule. Links to private
+/// files, into private directories, through chains of links, and links to the lock file are
+/// neither served nor listed; the links a sync itself makes (suite aliases, `updates -> .`,
+/// the installer's `current`) are both.
+#[test]
+fn symlinks_to_private_names_are_neither_served_nor_listed() {
+    use std::os::unix::fs::symlink;
+    let t = archive();
+    let root = t.dir.path();
+    let hello = "pool/main/h/hello";
+    for (link, target) in [
+        ("pool/state.json", "../.debsync/state.json"),
+        ("pool/private-dir", "../.debsync"),
+        ("pool/staging", "../.debsync/staging/dists"),
+        ("pool/lock", "../Archive-Update-in-Progress-mirrorhost"),
+        ("pool/chain", "chain2"),
+        ("pool/chain2", "../.debsync/state.json"),
+        ("dists/abs", &format!("{}/.debsync", root.display())),
+        (
+            &format!("{hello}/hello_2.11-1_amd64.deb"),
+            ".hello_2.11-1_amd64.deb.debsync-tmp",
+        ),
+    ] {
+        symlink(target, root.join(link)).unwrap();
+    }
+    // The links a sync makes.
+    std::fs::rename(root.join("dists/stable"), root.join("dists/bookworm")).unwrap();
+    symlink("bookworm", root.join("dists/stable")).unwrap();
+    symlink(".", root.join("dists/bookworm/updates")).unwrap();
+    t.file(
+        "dists/bookworm/main/installer-amd64/20230607/images/MANIFEST",
+        b"netboot\n",
+    );
+    symlink(
+        "20230607",
+        root.join("dists/bookworm/main/installer-amd64/current"),
+    )
+    .unwrap();
+    let p = Proc::spawn(&["--root", root.to_str().unwrap()]);
+    for (path, status) in [
+        ("/pool/state.json", 404),
+        ("/pool/private-dir/state.json", 404),
+        ("/pool/private-dir/", 404),
+        ("/pool/private-dir", 404),
+        ("/pool/staging/stable/Release", 404),
+        ("/pool/staging/", 404),
+        ("/pool/lock", 404),
+        ("/pool/chain", 404),
+        // Absolute links are refused before their target is looked at.
+        ("/dists/abs/state.json", 403),
+        ("/pool/main/h/hello/hello_2.11-1_amd64.deb", 404),
+    ] {
+        let r = get(p.addr, path, &[]);
+        assert_eq!(r.status, status, "{path}: {:?}", r.text());
+        let body = r.text();
+        assert!(
+            !body.contains("last_success") && !body.contains("next generation"),
+            "{path} leaked {body:?}"
+        );
+    }
+    for (dir, hidden) in [
+        (
+            "/pool/",
+            &["state.json", "private-dir", "staging", "lock", "chain"][..],
+        ),
+        ("/dists/", &["abs"][..]),
+        ("/pool/main/h/hello/", &["hello_2.11-1"][..]),
+    ] {
+        let html = get(p.addr, dir, &[]).text();
+        let json = get(p.addr, dir, &["Accept: application/json"]).text();
+        for name in hidden {
+            assert!(
+                !html.contains(&format!("href=\"{name}")),
+                "{dir} lists {name}: {html}"
+            );
+            assert!(!json.contains(name), "{dir} lists {name} (JSON): {json}");
+        }
+    }
+    // The sync's own links work and are listed.
+    for path in [
+        "/dists/stable/Release",
+        "/dists/bookworm/updates/Release",
+        "/dists/stable/updates/updates/main/binary-amd64/Packages",
+        "/dists/stable/main/installer-amd64/current/images/MANIFEST",
+    ] {
+        assert_eq!(get(p.addr, path, &[]).status, 200, "{path}");
+    }
+    assert!(
+        get(p.addr, "/dists/", &[])
+            .text()
+            .contains("href=\"stable/\"")
+    );
+    assert!(
+        get(p.addr, "/dists/stable/", &[])
+            .text()
+            .contains("href=\"updates/\"")
+    );
+    assert!(
+        get(p.addr, "/dists/stable/main/installer-amd64/", &[])
+            .text()
+            .contains("href=\"current/\"")
+    );
+}
