@@ -1,9 +1,10 @@
 //! Directory listings: read once from the open directory handle, then rendered as HTML (for
 //! people, phones included) or JSON (for scripts, on `Accept: application/json`).
 //!
-//! Private names are skipped here as well as refused in `path.rs`, so a listing never shows
-//! what a request could not fetch. Names are HTML-escaped in text and percent-encoded in hrefs;
-//! the page carries a CSP without scripts as a second line of defence.
+//! Entries are filtered with the request parser's own name rule (`path::is_listable`: no
+//! private names, no `\`, …), so a listing never shows what a request could not fetch. Names
+//! are HTML-escaped in text and percent-encoded in hrefs; the page carries a CSP without
+//! scripts as a second line of defence.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -15,7 +16,7 @@ use rustix::fs::{AtFlags, Dir, FileType};
 use serde::Serialize;
 
 use super::datetime::Utc;
-use super::path::{OpenMode, encode_segment, is_private, open_beneath, push_encoded};
+use super::path::{OpenMode, encode_segment, is_listable, open_beneath, push_encoded};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,7 +37,7 @@ pub struct Entry {
 ///
 /// Symlinks are shown as what they point to, and only if that stays inside the tree
 /// (`tree_fd` + `rel`, the directory's path in the tree); dangling or escaping links, FIFOs,
-/// sockets, devices, private and non-UTF-8 names are left out.
+/// sockets, devices, non-UTF-8 names and names a request could not name are left out.
 ///
 /// Returns the sorted entries and whether any of them was a symlink.
 pub fn read_entries(
@@ -53,7 +54,7 @@ pub fn read_entries(
         let Ok(name) = item.file_name().to_str() else {
             continue;
         };
-        if name == "." || name == ".." || is_private(name) {
+        if !is_listable(name) {
             continue;
         }
         let name = name.to_string();

@@ -260,6 +260,7 @@ async fn mirror_index(site: &Site, json: bool) -> Page {
     tokio::task::spawn_blocking(move || {
         let mut entries: Vec<Entry> = mounts
             .iter()
+            .filter(|m| path::is_listable(&m.name))
             .filter_map(|m| {
                 let meta = std::fs::metadata(&m.tree).ok()?;
                 meta.is_dir().then(|| Entry {

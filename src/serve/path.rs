@@ -35,6 +35,27 @@ pub fn is_private(name: &str) -> bool {
     name.starts_with('.') || name.starts_with(LOCK_PREFIX)
 }
 
+/// The rule for one decoded, non-empty path segment: no `/`, `\\` or NUL in it, not `.` or
+/// `..` (`400`), not private (`404`). Listings apply the same rule ([`is_listable`]).
+fn check_name(name: &str) -> Result<(), HttpError> {
+    if name.contains(['/', '\\', '\0']) {
+        return Err(HttpError::BadPath("encoded '/', '\\' or NUL in path"));
+    }
+    match name {
+        ".." => Err(HttpError::BadPath("'..' segment in path")),
+        // Never reached from `parse`, which skips `.` segments; a listing must not show it.
+        "." => Err(HttpError::BadPath("'.' is no name")),
+        s if is_private(s) => Err(HttpError::Hidden),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a directory entry may appear in a listing: exactly the names a request can name
+/// (see [`check_name`]), so a listing never shows what would answer `400` or `404`.
+pub fn is_listable(name: &str) -> bool {
+    !name.is_empty() && check_name(name).is_ok()
+}
+
 /// A sanitised request path: decoded segments, none empty, none private, none `.`/`..`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafePath {
@@ -53,15 +74,12 @@ impl SafePath {
             let bytes = decode(encoded)?;
             let seg =
                 String::from_utf8(bytes).map_err(|_| HttpError::BadPath("path is not UTF-8"))?;
-            if seg.contains(['/', '\\', '\0']) {
-                return Err(HttpError::BadPath("encoded '/', '\\' or NUL in path"));
+            // Empty and `.` segments are no step (see the module doc).
+            if seg.is_empty() || seg == "." {
+                continue;
             }
-            match seg.as_str() {
-                "" | "." => continue,
-                ".." => return Err(HttpError::BadPath("'..' segment in path")),
-                s if is_private(s) => return Err(HttpError::Hidden),
-                _ => segments.push(seg),
-            }
+            check_name(&seg)?;
+            segments.push(seg);
         }
         let trailing_slash = rest.is_empty() || rest.ends_with('/');
         Ok(SafePath {
@@ -458,6 +476,33 @@ mod tests {
         hidden!("/debian/%2Edebsync/");
         hidden!("/debian/Archive-Update-in-Progress-host");
         hidden!("/.git");
+    }
+
+    /// A name is listed exactly when a request naming it (encoded as a listing's href is)
+    /// gets past the parser.
+    #[test]
+    fn listable_names_are_the_fetchable_ones() {
+        for (name, listable) in [
+            ("hello_2.10-3_amd64.deb", true),
+            ("libstdc++6", true),
+            ("new\nline", true),
+            ("😀", true),
+            ("a..b", true),
+            ("back\\slash", false),
+            ("a\0b", false),
+            ("a/b", false),
+            (".", false),
+            ("..", false),
+            ("", false),
+            (".debsync", false),
+            (".x.deb.debsync-tmp", false),
+            ("Archive-Update-in-Progress-host", false),
+        ] {
+            assert_eq!(is_listable(name), listable, "{name:?}");
+            let fetchable = SafePath::parse(&format!("/{}", encode_segment(name)))
+                .is_ok_and(|p| p.segments() == [name]);
+            assert_eq!(listable, fetchable, "{name:?}");
+        }
     }
 
     /// Property check over generated paths (no fuzzer needed to run it): whatever `parse`

@@ -145,6 +145,50 @@ fn listing_is_sorted_hides_private_names_and_has_parent_link() {
     );
 }
 
+/// Issue 12, item 12: a listing shows only what a request can fetch. A name the request-path
+/// parser refuses (a backslash in it) is left out of HTML and JSON listings alike, and every
+/// href a listing does show answers `200`.
+#[test]
+fn listing_shows_only_fetchable_names() {
+    let t = Tree::new();
+    t.file("pool/back\\slash.deb", b"refused by the parser");
+    t.file("pool/..\\..\\x.deb", b"refused by the parser");
+    t.dir("pool/dir\\name");
+    t.file("pool/fine.deb", b"fine");
+    t.dir("pool/sub");
+    let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    // The parser does refuse them: the reason they must not be listed.
+    assert_eq!(get(p.addr, "/pool/back%5Cslash.deb", &[]).status, 400);
+    let html = get(p.addr, "/pool/", &[]).text();
+    let hrefs: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .filter(|h| !h.starts_with('/') && *h != "../")
+        .collect();
+    assert_eq!(hrefs, ["sub/", "fine.deb"], "{html}");
+    assert!(
+        !html.contains("slash") && !html.contains("dir\\name"),
+        "{html}"
+    );
+    for href in hrefs {
+        assert_eq!(
+            get(p.addr, &format!("/pool/{href}"), &[]).status,
+            200,
+            "{href}"
+        );
+    }
+    let j: serde_json::Value =
+        serde_json::from_slice(&get(p.addr, "/pool/", &["Accept: application/json"]).body).unwrap();
+    let names: Vec<&str> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sub", "fine.deb"]);
+}
+
 /// Sets a directory's mtime an hour back, like a pool directory last changed by an old sync.
 fn backdate(dir: &std::path::Path) {
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
