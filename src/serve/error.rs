@@ -36,6 +36,8 @@ pub enum ServeError {
 pub enum HttpError {
     /// Malformed or traversing path (`..`, `%2e%2e`, `\`, NUL, bad escapes).
     BadPath(&'static str),
+    /// `Host` missing from an HTTP/1.1 request, repeated, or not a `host[:port]`.
+    BadHost(&'static str),
     /// A private name (dot file, staging, lock file): reported as absent.
     Hidden,
     /// No such mirror, file or directory.
@@ -69,7 +71,7 @@ impl From<io::Error> for HttpError {
 impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
-            HttpError::BadPath(_) => StatusCode::BAD_REQUEST,
+            HttpError::BadPath(_) | HttpError::BadHost(_) => StatusCode::BAD_REQUEST,
             HttpError::Hidden | HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::Escapes | HttpError::NotServable => StatusCode::FORBIDDEN,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -85,7 +87,7 @@ impl HttpError {
 
     fn message(&self) -> String {
         match self {
-            HttpError::BadPath(why) => format!("bad request: {why}"),
+            HttpError::BadPath(why) | HttpError::BadHost(why) => format!("bad request: {why}"),
             HttpError::Io(e) if self.status() == StatusCode::INTERNAL_SERVER_ERROR => {
                 // Logged in full; the client only learns that it failed.
                 tracing::error!("I/O error while serving: {e}");
@@ -143,6 +145,7 @@ mod tests {
         .unwrap_err();
         let cases: Vec<(HttpError, u16)> = vec![
             (HttpError::BadPath("x"), 400),
+            (HttpError::BadHost("x"), 400),
             (HttpError::Hidden, 404),
             (
                 HttpError::from(io::Error::from(io::ErrorKind::NotFound)),

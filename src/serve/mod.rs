@@ -15,8 +15,8 @@
 //!    than the send timeout drop the connection, so slow readers cannot pin it.
 //! 2. **Observe** (`access.rs`): in-flight gauge; when the body ends, the status and bytes
 //!    counters and one combined-log access line.
-//! 3. **Guard** (`guard` below): only GET and HEAD (`405` with `Allow`), request target length
-//!    (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
+//! 3. **Guard** (`guard` below): one valid `Host` in HTTP/1.1 (`400`, RFC 9112 §3.2), only
+//!    GET and HEAD (`405` with `Allow`), request target length (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
 //! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`); everything else is a path.
 //! 5. **Sanitise** (`path.rs`): decode and check the path into a [`path::SafePath`]
 //!    (`400` for traversal and malformed escapes, `404` for private names).
@@ -68,7 +68,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -180,8 +180,11 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Step 3: method and request-target limits, before any routing.
+/// Step 3: `Host`, method and request-target limits, before any routing.
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if let Err(why) = check_host(req.version(), req.headers()) {
+        return HttpError::BadHost(why).into_response();
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return HttpError::MethodNotAllowed.into_response();
     }
@@ -190,6 +193,25 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         return HttpError::UriTooLong.into_response();
     }
     next.run(req).await
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request must carry exactly one `Host`, and any `Host` must be a
+/// `host[:port]` (empty is allowed: a target without authority). HTTP/1.0 may omit it.
+fn check_host(version: Version, headers: &HeaderMap) -> Result<(), &'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == Version::HTTP_11 => Err("HTTP/1.1 request without Host"),
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err("more than one Host"),
+        (Some(host), None) => {
+            // uri-host (reg-name, IPv4, [IPv6]) and an optional port, as bytes.
+            let ok = host
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(b));
+            if ok { Ok(()) } else { Err("invalid Host") }
+        }
+    }
 }
 
 /// Steps 5–9.

@@ -264,3 +264,54 @@ fn symlinks_to_private_names_are_neither_served_nor_listed() {
             .contains("href=\"current/\"")
     );
 }
+
+/// Issue 12, item 13: RFC 9112 §3.2 — an HTTP/1.1 request without `Host`, or with two, or
+/// with a value that is no `host[:port]`, is a `400`. HTTP/1.0 needs no `Host`.
+#[test]
+fn host_header_is_required_in_http_1_1() {
+    let t = archive();
+    let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    let status = |req: &str| Resp::parse(&raw(p.addr, req.as_bytes())).status;
+    let close = "Connection: close\r\n";
+    for (req, want) in [
+        (
+            format!("GET /dists/stable/Release HTTP/1.1\r\n{close}\r\n"),
+            400,
+        ),
+        (format!("GET / HTTP/1.1\r\n{close}\r\n"), 400),
+        (format!("GET /healthz HTTP/1.1\r\n{close}\r\n"), 400),
+        (
+            format!("HEAD /dists/stable/Release HTTP/1.1\r\n{close}\r\n"),
+            400,
+        ),
+        (
+            format!("GET /dists/stable/Release HTTP/1.1\r\nHost: a\r\nHost: b\r\n{close}\r\n"),
+            400,
+        ),
+        (
+            format!("GET /dists/stable/Release HTTP/1.1\r\nHost: a b\r\n{close}\r\n"),
+            400,
+        ),
+        (
+            format!("GET /dists/stable/Release HTTP/1.1\r\nHost: evil/x\r\n{close}\r\n"),
+            400,
+        ),
+        // The controls.
+        (
+            "GET /dists/stable/Release HTTP/1.0\r\n\r\n".to_string(),
+            200,
+        ),
+        (
+            format!(
+                "GET /dists/stable/Release HTTP/1.1\r\nHost: mirror.example:8080\r\n{close}\r\n"
+            ),
+            200,
+        ),
+        (
+            format!("GET /dists/stable/Release HTTP/1.1\r\nHost: [::1]:80\r\n{close}\r\n"),
+            200,
+        ),
+    ] {
+        assert_eq!(status(&req), want, "{req:?}");
+    }
+}
