@@ -4,33 +4,53 @@
 # `debsync serve`, and prove it with the real apt-get. Then keep serving until Ctrl-C.
 #   bash example/run.sh           # sync, check with apt, serve in the foreground
 #   bash example/run.sh --check   # same, but exit after the apt check (used by CI)
+# DEBSYNC_EXAMPLE_DIR (default example/out) is the work directory; DEBSYNC_BIN a prebuilt binary.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${DEBSYNC_EXAMPLE_DIR:-$repo/example/out}
 mode=${1:-serve}
 
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-bin=$repo/target/release/debsync
+bin=${DEBSYNC_BIN:-}   # a debsync binary to use instead of building one (the tests pass theirs)
+if [ -z "$bin" ]; then
+  cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+  bin=$repo/target/release/debsync
+fi
 
 "$repo/example/make-upstream.sh" "$work/upstream" >/dev/null
 
+# The servers this script started. On any exit (success, failure, Ctrl-C, SIGTERM) they are
+# stopped and waited for, and the script checks that none survived: it never leaves a
+# `debsync serve` behind. (make-upstream.sh's gpg may have started a gpg-agent: stopped too.)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+  local status=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then echo "debsync serve (pid $p) still running" >&2; status=1; fi
+  done
+  gpgconf --homedir "$work/upstream/gnupg" --kill gpg-agent 2>/dev/null || true
+  exit "$status"
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# Start `debsync serve` on a free port and print the address it bound.
+# Start `debsync serve` on a free port; the address it bound lands in $served. Called in this
+# shell, never in a command substitution (a subshell), so that the pid reaches $pids above.
 serve() {
   local log=$1; shift
   "$bin" serve --listen 127.0.0.1:0 "$@" >"$log" 2>"$log.err" &
   pids+=($!)
   for _ in $(seq 100); do
-    if addr=$(grep -m1 -o 'http://[0-9.:]*' "$log" 2>/dev/null); then echo "$addr"; return; fi
+    if served=$(grep -m1 -o 'http://[0-9.:]*' "$log" 2>/dev/null); then return; fi
     sleep 0.1
   done
   echo "debsync serve did not start: $(cat "$log.err")" >&2; exit 1
 }
 
-upstream=$(serve "$work/upstream.log" --root "$work/upstream")
+serve "$work/upstream.log" --root "$work/upstream"
+upstream=$served
 echo "upstream archive:  $upstream/"
 
 cat >"$work/mirror.toml" <<TOML
@@ -48,7 +68,8 @@ TOML
 "$bin" sync --config "$work/mirror.toml"
 "$bin" sync --config "$work/mirror.toml"   # the no-op run: upstream unchanged
 
-mirror=$(serve "$work/mirror.log" --config "$work/mirror.toml")
+serve "$work/mirror.log" --config "$work/mirror.toml"
+mirror=$served
 echo "mirror served at:  $mirror/example/"
 
 # apt as a real client runs it, fully private: APT_CONFIG is read before /etc/apt/apt.conf.d,

@@ -6,6 +6,8 @@ mod support;
 
 #[path = "serve/apt.rs"]
 mod apt;
+#[path = "serve/example.rs"]
+mod example;
 #[path = "serve/files.rs"]
 mod files;
 #[path = "serve/lifecycle.rs"]
