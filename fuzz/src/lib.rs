@@ -13,9 +13,12 @@
 //! - [`inrelease`]: the OpenPGP armor and signature checks, `verify_inrelease` and
 //!   `verify_detached` (input split at its first NUL), against the real Debian keyring.
 //! - [`path`]: `ArchivePath::new` agrees with the documented rule and never escapes.
+//! - [`request_path`]: the server's request-path parser, `SafePath::parse`: what it accepts
+//!   has only safe, public segments, stays below the tree and survives its own redirect; and
+//!   the listing rule `is_listable` agrees with it on the input taken as one file name.
 
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Component, Path};
 use std::sync::LazyLock;
 
 use debsync::archive::ArchivePath;
@@ -23,6 +26,7 @@ use debsync::archive::deb822::{StanzaReader, field_lines, parse_paragraphs};
 use debsync::archive::packages::pool_file;
 use debsync::archive::release::Release;
 use debsync::archive::sources::source_files;
+use debsync::serve::path::{SafePath, encode_segment, is_listable, is_private};
 use debsync::verify::{Keyring, load_keyring, verify_detached, verify_inrelease};
 
 static KEYRING: LazyLock<Keyring> = LazyLock::new(|| {
@@ -161,6 +165,42 @@ pub fn path(data: &[u8]) {
     }
 }
 
+pub fn request_path(data: &[u8]) {
+    let Ok(raw) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(p) = SafePath::parse(raw) {
+        for seg in p.segments() {
+            assert!(
+                !seg.is_empty() && seg != "." && seg != "..",
+                "{raw:?} → {seg:?}"
+            );
+            assert!(!seg.contains(['/', '\\', '\0']), "{raw:?} → {seg:?}");
+            assert!(!is_private(seg), "{raw:?} → {seg:?}");
+            assert!(is_listable(seg), "{raw:?} → {seg:?}");
+        }
+        let rel = p.to_rel_path();
+        assert!(
+            rel.components().all(|c| matches!(c, Component::Normal(_)))
+                || rel == Path::new("."),
+            "{raw:?} → {rel:?}"
+        );
+        assert!(Path::new("/srv/mirror").join(&rel).starts_with("/srv/mirror"));
+        // The redirect target parses back to the same directory.
+        let again = SafePath::parse(&p.encoded_dir()).expect("own redirect parses");
+        assert_eq!(again.segments(), p.segments(), "{raw:?}");
+        assert!(again.has_trailing_slash());
+        for n in 0..=p.segments().len() + 1 {
+            let _ = p.skip(n).to_rel_path();
+        }
+        let _ = p.display();
+    }
+    // The same bytes as one file name in a directory: listed exactly when its href fetches it.
+    let href = format!("/{}", encode_segment(raw));
+    let fetchable = SafePath::parse(&href).is_ok_and(|p| p.segments() == [raw]);
+    assert_eq!(is_listable(raw), fetchable, "{raw:?}");
+}
+
 /// Seed inputs for `target`, derived from `tests/fixtures` (the real bookworm InRelease,
 /// Packages excerpt and keyring) plus small hand-written cases.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
@@ -231,6 +271,32 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             }
             v
         }
+        "request_path" => [
+            "/",
+            "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb",
+            "/debian/dists/stable/",
+            "//evil.example/x",
+            "/a%20b/c%2Bd/%F0%9F%98%80",
+            "/../secret.txt",
+            "/..%2fsecret.txt",
+            "/%2e%2e/%2E%2E/etc/passwd",
+            "/.%2e/x",
+            "/pool/..\\..\\x",
+            "/pool%5c..%5cx",
+            "/pool/ok.deb%00.txt",
+            "/pool/%zz",
+            "/pool/%2",
+            "/pool/%c0%ae%c0%ae/x",
+            "/.debsync/state.json",
+            "/debian/%2Edebsync/",
+            "/Archive-Update-in-Progress-host",
+            "/line%0Abreak",
+            "back\\slash",
+            "relative",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
         other => panic!("no fuzz target {other:?}"),
     };
     out.retain(|s| !s.is_empty());
@@ -248,4 +314,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sources", sources),
     ("inrelease", inrelease),
     ("path", path),
+    ("request_path", request_path),
 ];
