@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::path::{PathError, is_escape};
+
 /// Why the server could not start (or stopped).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -58,11 +60,20 @@ pub enum HttpError {
     Io(io::Error),
 }
 
+impl From<PathError> for HttpError {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::Bad(why) => HttpError::BadPath(why),
+            PathError::Private => HttpError::Hidden,
+        }
+    }
+}
+
 impl From<io::Error> for HttpError {
     fn from(e: io::Error) -> Self {
         match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => HttpError::NotFound,
-            _ if super::path::is_escape(&e) => HttpError::Escapes,
+            _ if is_escape(&e) => HttpError::Escapes,
             _ => HttpError::Io(e),
         }
     }
@@ -146,6 +157,8 @@ mod tests {
         let cases: Vec<(HttpError, u16)> = vec![
             (HttpError::BadPath("x"), 400),
             (HttpError::BadHost("x"), 400),
+            (HttpError::from(PathError::Bad("x")), 400),
+            (HttpError::from(PathError::Private), 404),
             (HttpError::Hidden, 404),
             (
                 HttpError::from(io::Error::from(io::ErrorKind::NotFound)),

@@ -24,8 +24,6 @@ use std::path::{Component, Path, PathBuf};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use super::error::HttpError;
-
 /// Prefix of ftpsync's lock file, present in a tree while a sync runs.
 pub const LOCK_PREFIX: &str = "Archive-Update-in-Progress-";
 
@@ -35,17 +33,27 @@ pub fn is_private(name: &str) -> bool {
     name.starts_with('.') || name.starts_with(LOCK_PREFIX)
 }
 
-/// The rule for one decoded, non-empty path segment: no `/`, `\\` or NUL in it, not `.` or
+/// Why a request path is refused. `error.rs` maps it to a status; this module does not
+/// depend on the HTTP layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// Malformed or traversing (`..`, `\`, NUL, bad escapes): `400`.
+    Bad(&'static str),
+    /// A private name: reported as absent, `404`.
+    Private,
+}
+
+/// The rule for one decoded, non-empty path segment: no `/`, `\` or NUL in it, not `.` or
 /// `..` (`400`), not private (`404`). Listings apply the same rule ([`is_listable`]).
-fn check_name(name: &str) -> Result<(), HttpError> {
+fn check_name(name: &str) -> Result<(), PathError> {
     if name.contains(['/', '\\', '\0']) {
-        return Err(HttpError::BadPath("encoded '/', '\\' or NUL in path"));
+        return Err(PathError::Bad("encoded '/', '\\' or NUL in path"));
     }
     match name {
-        ".." => Err(HttpError::BadPath("'..' segment in path")),
+        ".." => Err(PathError::Bad("'..' segment in path")),
         // Never reached from `parse`, which skips `.` segments; a listing must not show it.
-        "." => Err(HttpError::BadPath("'.' is no name")),
-        s if is_private(s) => Err(HttpError::Hidden),
+        "." => Err(PathError::Bad("'.' is no name")),
+        s if is_private(s) => Err(PathError::Private),
         _ => Ok(()),
     }
 }
@@ -65,15 +73,14 @@ pub struct SafePath {
 
 impl SafePath {
     /// Parses the raw request path (as on the request line, percent-encoded, without query).
-    pub fn parse(raw: &str) -> Result<SafePath, HttpError> {
+    pub fn parse(raw: &str) -> Result<SafePath, PathError> {
         let rest = raw
             .strip_prefix('/')
-            .ok_or(HttpError::BadPath("path must start with '/'"))?;
+            .ok_or(PathError::Bad("path must start with '/'"))?;
         let mut segments = Vec::new();
         for encoded in rest.split('/') {
             let bytes = decode(encoded)?;
-            let seg =
-                String::from_utf8(bytes).map_err(|_| HttpError::BadPath("path is not UTF-8"))?;
+            let seg = String::from_utf8(bytes).map_err(|_| PathError::Bad("path is not UTF-8"))?;
             // Empty and `.` segments are no step (see the module doc).
             if seg.is_empty() || seg == "." {
                 continue;
@@ -161,7 +168,7 @@ pub fn push_encoded(out: &mut String, seg: &str) {
 }
 
 /// Strict percent-decoding: `%` must be followed by two hex digits.
-fn decode(s: &str) -> Result<Vec<u8>, HttpError> {
+fn decode(s: &str) -> Result<Vec<u8>, PathError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -169,9 +176,9 @@ fn decode(s: &str) -> Result<Vec<u8>, HttpError> {
         if b[i] == b'%' {
             let hex = b
                 .get(i + 1..i + 3)
-                .ok_or(HttpError::BadPath("truncated %-escape"))?;
-            let hi = hex_val(hex[0]).ok_or(HttpError::BadPath("invalid %-escape"))?;
-            let lo = hex_val(hex[1]).ok_or(HttpError::BadPath("invalid %-escape"))?;
+                .ok_or(PathError::Bad("truncated %-escape"))?;
+            let hi = hex_val(hex[0]).ok_or(PathError::Bad("invalid %-escape"))?;
+            let lo = hex_val(hex[1]).ok_or(PathError::Bad("invalid %-escape"))?;
             out.push(hi << 4 | lo);
             i += 3;
         } else {
@@ -412,7 +419,7 @@ mod tests {
     macro_rules! bad {
         ($raw:expr) => {
             assert!(
-                matches!(SafePath::parse($raw), Err(HttpError::BadPath(_))),
+                matches!(SafePath::parse($raw), Err(PathError::Bad(_))),
                 "{:?} should be a bad path",
                 $raw
             )
@@ -421,7 +428,7 @@ mod tests {
     macro_rules! hidden {
         ($raw:expr) => {
             assert!(
-                matches!(SafePath::parse($raw), Err(HttpError::Hidden)),
+                matches!(SafePath::parse($raw), Err(PathError::Private)),
                 "{:?} should be hidden",
                 $raw
             )
