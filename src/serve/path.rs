@@ -17,20 +17,18 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-/// Prefix of ftpsync's lock file, present in a tree while a sync runs.
-pub const LOCK_PREFIX: &str = "Archive-Update-in-Progress-";
+use crate::tree;
 
 /// A file name that is never listed nor served: dot files (`.debsync/`, `.x.debsync-tmp`) and
-/// the sync lock.
+/// the sync lock. The rule is the tree's (`crate::tree`), shared with the sync that writes them.
 pub fn is_private(name: &str) -> bool {
-    name.starts_with('.') || name.starts_with(LOCK_PREFIX)
+    tree::is_private_name(name)
 }
 
 /// Why a request path is refused. `error.rs` maps it to a status; this module does not
@@ -343,10 +341,8 @@ fn canonical_in_tree(tree: &Path, rel: &Path, file: &File) -> Option<PathBuf> {
 /// Whether any component of a relative path is a private name (see [`is_private`]).
 fn has_private_component(rel: &Path) -> bool {
     rel.components().any(|c| match c {
-        Component::Normal(name) => {
-            let name = name.as_bytes();
-            name.starts_with(b".") || name.starts_with(LOCK_PREFIX.as_bytes())
-        }
+        // Lossy keeps a leading `.` or lock prefix as it is; request paths are UTF-8 anyway.
+        Component::Normal(name) => is_private(&name.to_string_lossy()),
         _ => false,
     })
 }
