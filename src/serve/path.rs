@@ -14,11 +14,14 @@
 //!    open per request, so a directory swapped mid-response cannot mix two generations of the
 //!    archive.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -323,8 +326,20 @@ fn resolved_in_tree(tree: &Path, tree_fd: &OwnedFd, rel: &Path, file: &File) -> 
     }
 }
 
+/// `readlink` of `/proc/self/fd/<fd>`, relative to a handle on `/proc/self/fd` opened once
+/// (the process's fd table, shared by all threads): walking `/proc/self/fd/` for every
+/// request cost more than the rest of the symlink check.
 fn fd_path(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    static PROC_SELF_FD: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    let dir = PROC_SELF_FD.get_or_init(|| {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        rustix::fs::open("/proc/self/fd", flags, Mode::empty()).ok()
+    });
+    let dir = dir
+        .as_ref()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "/proc/self/fd"))?;
+    let target = rustix::fs::readlinkat(dir, fd.as_raw_fd().to_string(), Vec::new())?;
+    Ok(PathBuf::from(OsString::from_vec(target.into_bytes())))
 }
 
 /// [`resolved_in_tree`] without `/proc`.
