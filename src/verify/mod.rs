@@ -279,6 +279,150 @@ mod tests {
         assert!(!msg.contains('\n'), "{msg}");
     }
 
+    /// Key-validity rules on keys made here with sequoia, for exact times: a signature counts
+    /// only if its key was valid when it signed *and* is valid when it is checked.
+    mod validity {
+        use super::*;
+        use openpgp::cert::prelude::*;
+        use openpgp::serialize::SerializeInto;
+        use openpgp::serialize::stream::{Message, Signer};
+        use openpgp::types::{KeyFlags, ReasonForRevocation};
+        use std::io::Write;
+
+        const DAY: u64 = 86_400;
+        const RELEASE: &[u8] = b"Origin: Test\nSuite: stable\nCodename: test\nSHA256:\n \
+            e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0 main/binary-amd64/Packages\n";
+
+        fn at(days: u64) -> SystemTime {
+            // 2020-01-01 plus `days`.
+            UNIX_EPOCH + Duration::from_secs(1_577_836_800 + days * DAY)
+        }
+
+        /// A signing key made on day 0 that expires on day 365; revoked on `revoked` if set.
+        fn key(revoked: Option<(ReasonForRevocation, u64)>) -> Cert {
+            let (cert, _) = CertBuilder::new()
+                .set_creation_time(at(0))
+                .set_validity_period(Duration::from_secs(365 * DAY))
+                .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+                .add_userid("validity test <v@test.invalid>")
+                .generate()
+                .unwrap();
+            let Some((reason, day)) = revoked else {
+                return cert;
+            };
+            let mut signer = keypair(&cert);
+            let rev = CertRevocationBuilder::new()
+                .set_reason_for_revocation(reason, b"test")
+                .unwrap()
+                .set_signature_creation_time(at(day))
+                .unwrap()
+                .build(&mut signer, &cert, None)
+                .unwrap();
+            cert.insert_packets(rev).unwrap().0
+        }
+
+        fn keypair(cert: &Cert) -> openpgp::crypto::KeyPair {
+            cert.primary_key()
+                .key()
+                .clone()
+                .parts_into_secret()
+                .unwrap()
+                .into_keypair()
+                .unwrap()
+        }
+
+        /// A detached signature by `cert` made on `day`.
+        fn sign(cert: &Cert, day: u64) -> Vec<u8> {
+            let mut sink = Vec::new();
+            let mut signer = Signer::new(Message::new(&mut sink), keypair(cert))
+                .unwrap()
+                .detached()
+                .creation_time(at(day))
+                .build()
+                .unwrap();
+            signer.write_all(RELEASE).unwrap();
+            signer.finalize().unwrap();
+            sink
+        }
+
+        /// Verifies a signature made on `signed` as of `checked`: `Ok(())` or the error line.
+        fn check(cert: &Cert, signed: u64, checked: u64) -> Result<(), String> {
+            let keyring = Keyring::from_bytes(&cert.to_vec().unwrap()).unwrap();
+            let sig = sign(cert, signed);
+            verify_detached_at(RELEASE, &sig, &keyring, "Release", at(checked))
+                .map(|v| assert_eq!(v.signers(), [cert.fingerprint().to_hex()]))
+                .map_err(|e| e.to_string())
+        }
+
+        #[test]
+        fn valid_when_signed_and_when_checked() {
+            check(&key(None), 10, 20).unwrap();
+        }
+
+        #[test]
+        fn expired_since_the_signature() {
+            // sqv would accept (valid when signed); gpgv says EXPKEYSIG; apt refuses.
+            let cert = key(None);
+            let err = check(&cert, 10, 400).unwrap_err();
+            let fpr = cert.fingerprint().to_hex();
+            assert!(
+                err.contains(&format!(
+                    "key {fpr} expired on Thu, 31 Dec 2020 00:00:00 +0000"
+                )),
+                "{err}"
+            );
+        }
+
+        #[test]
+        fn soft_revocation_counts_from_its_date() {
+            let cert = key(Some((ReasonForRevocation::KeySuperseded, 100)));
+            check(&cert, 10, 20).unwrap();
+            let err = check(&cert, 10, 200).unwrap_err();
+            assert!(
+                err.contains(
+                    "revoked on Fri, 10 Apr 2020 00:00:00 +0000 (Key is superseded: \"test\")"
+                ),
+                "{err}"
+            );
+        }
+
+        #[test]
+        fn signature_made_after_a_soft_revocation_never_counts() {
+            let cert = key(Some((ReasonForRevocation::KeyRetired, 100)));
+            let err = check(&cert, 150, 160).unwrap_err();
+            assert!(err.contains("revoked on Fri, 10 Apr 2020"), "{err}");
+        }
+
+        #[test]
+        fn hard_revocation_counts_for_earlier_signatures_too() {
+            let cert = key(Some((ReasonForRevocation::KeyCompromised, 100)));
+            let err = check(&cert, 10, 200).unwrap_err();
+            assert!(err.contains("revoked on Fri, 10 Apr 2020"), "{err}");
+            assert!(err.contains("compromised"), "{err}");
+        }
+
+        #[test]
+        fn signature_made_before_the_key_existed_never_counts() {
+            let cert = key(None);
+            let keyring = Keyring::from_bytes(&cert.to_vec().unwrap()).unwrap();
+            // Sign "yesterday" relative to key creation.
+            let mut sink = Vec::new();
+            let mut signer = Signer::new(Message::new(&mut sink), keypair(&cert))
+                .unwrap()
+                .detached()
+                .creation_time(at(0) - Duration::from_secs(DAY))
+                .build()
+                .unwrap();
+            signer.write_all(RELEASE).unwrap();
+            signer.finalize().unwrap();
+            let err = verify_detached_at(RELEASE, &sink, &keyring, "Release", at(20))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("Release: no valid signature"), "{err}");
+            assert!(err.contains(&cert.fingerprint().to_hex()), "{err}");
+        }
+    }
+
     #[test]
     fn garbage_is_malformed() {
         let err = verify_inrelease(b"Origin: x\n", &debian_keyring(), "x").unwrap_err();
