@@ -1,3 +1,4 @@
+#![deny(unreachable_pub)]
 //! debsync: a Debian/Ubuntu archive mirror synchronizer and static server.
 //!
 //! # A tour

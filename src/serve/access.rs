@@ -23,10 +23,10 @@ use super::datetime::Utc;
 
 /// The peer address of the connection, put into each request's extensions by `server.rs`.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
+pub(super) struct ClientAddr(pub SocketAddr);
 
 /// Middleware: see the module doc.
-pub async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub(super) async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     app.metrics.request_started();
     let started = Instant::now();
     let line = tracing::enabled!(target: "debsync::access", tracing::Level::INFO)

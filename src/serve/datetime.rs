@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Utc {
+pub(super) struct Utc {
     pub year: i64,
     pub month: u32,
     pub day: u32,
@@ -19,7 +19,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 impl Utc {
-    pub fn from_unix(secs: i64) -> Utc {
+    pub(super) fn from_unix(secs: i64) -> Utc {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let z = days + 719_468;
@@ -42,7 +42,7 @@ impl Utc {
         }
     }
 
-    pub fn now() -> Utc {
+    pub(super) fn now() -> Utc {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -51,7 +51,7 @@ impl Utc {
     }
 
     /// `2024-06-01 12:34` (listings), appended to `out`.
-    pub fn push_short(&self, out: &mut String) {
+    pub(super) fn push_short(&self, out: &mut String) {
         let _ = write!(
             out,
             "{:04}-{:02}-{:02} {:02}:{:02}",
@@ -60,7 +60,7 @@ impl Utc {
     }
 
     /// `10/Oct/2000:13:55:36 +0000` (combined log format).
-    pub fn clf(&self) -> String {
+    pub(super) fn clf(&self) -> String {
         let mon = MONTHS
             .get(self.month.saturating_sub(1) as usize)
             .unwrap_or(&"???");

@@ -18,14 +18,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::listing::Entry;
 
 /// Directories with fewer entries are not worth caching.
-pub const MIN_ENTRIES: usize = 256;
+pub(super) const MIN_ENTRIES: usize = 256;
 /// Most directories kept; an arbitrary one is evicted beyond.
 const CAPACITY: usize = 64;
 /// A directory changed this recently is not cached.
 const SETTLE_SECS: i64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DirKey {
+pub(super) struct DirKey {
     dev: u64,
     ino: u64,
     mtime: (i64, i64),
@@ -33,7 +33,7 @@ pub struct DirKey {
 }
 
 impl DirKey {
-    pub fn of(meta: &Metadata) -> DirKey {
+    pub(super) fn of(meta: &Metadata) -> DirKey {
         DirKey {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -51,17 +51,22 @@ impl DirKey {
 }
 
 #[derive(Default)]
-pub struct DirCache {
+pub(super) struct DirCache {
     map: Mutex<HashMap<DirKey, Arc<Vec<Entry>>>>,
 }
 
 impl DirCache {
-    pub fn get(&self, key: &DirKey) -> Option<Arc<Vec<Entry>>> {
+    pub(super) fn get(&self, key: &DirKey) -> Option<Arc<Vec<Entry>>> {
         self.map.lock().ok()?.get(key).cloned()
     }
 
     /// Stores `entries` if the rules in the module doc allow; returns them shared either way.
-    pub fn offer(&self, key: DirKey, entries: Vec<Entry>, has_symlinks: bool) -> Arc<Vec<Entry>> {
+    pub(super) fn offer(
+        &self,
+        key: DirKey,
+        entries: Vec<Entry>,
+        has_symlinks: bool,
+    ) -> Arc<Vec<Entry>> {
         let entries = Arc::new(entries);
         if has_symlinks || entries.len() < MIN_ENTRIES || !key.settled() {
             return entries;

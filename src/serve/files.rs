@@ -24,7 +24,7 @@ const SMALL: u64 = 64 * 1024;
 const CHUNK: usize = 256 * 1024;
 
 /// What a path names, read from one open handle.
-pub enum Found {
+pub(super) enum Found {
     File {
         meta: FileMeta,
         body: FileBody,
@@ -35,12 +35,12 @@ pub enum Found {
     },
 }
 
-pub struct FileMeta {
+pub(super) struct FileMeta {
     pub len: u64,
     pub validators: Validators,
 }
 
-pub enum FileBody {
+pub(super) enum FileBody {
     /// The whole (small) file, read from the handle.
     Small(Bytes),
     /// The open handle, streamed on demand.
@@ -48,7 +48,7 @@ pub enum FileBody {
 }
 
 /// A listing to render if the path is a directory.
-pub struct ListingRequest {
+pub(super) struct ListingRequest {
     /// Decoded URL path of the directory, for the page's breadcrumb.
     pub segments: Vec<String>,
     pub json: bool,
@@ -57,7 +57,7 @@ pub struct ListingRequest {
 /// Opens `rel` beneath `tree` and reads (and for directories renders) what the response needs.
 /// Blocking: cheap for a file (called inline), a whole directory read for a listing (run it
 /// with `spawn_blocking`).
-pub fn lookup(
+pub(super) fn lookup(
     tree: &Path,
     rel: &Path,
     list: Option<ListingRequest>,
@@ -111,7 +111,7 @@ pub fn lookup(
 }
 
 /// Builds the response for a file found by [`lookup`].
-pub async fn respond(
+pub(super) async fn respond(
     req: &HeaderMap,
     head: bool,
     rel_segments: &[String],

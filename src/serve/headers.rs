@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, header};
 
 /// `Content-Type` for a file name (last path segment).
-pub fn content_type(name: &str) -> &'static str {
+pub(super) fn content_type(name: &str) -> &'static str {
     const TEXT: &str = "text/plain; charset=utf-8";
     match name {
         "InRelease" | "Release" | "Packages" | "Sources" | "Index" | "Components" | "Commands"
@@ -48,7 +48,7 @@ pub fn content_type(name: &str) -> &'static str {
 ///
 /// `by-hash/` names are content hashes and `pool/` names carry the version, so both are
 /// immutable in practice; indices under `dists/` change with every archive run.
-pub fn cache_control(rel_segments: &[String]) -> &'static str {
+pub(super) fn cache_control(rel_segments: &[String]) -> &'static str {
     if rel_segments.iter().any(|s| s == "by-hash") {
         "public, max-age=31536000, immutable"
     } else if rel_segments.first().is_some_and(|s| s == "pool") {
@@ -62,7 +62,7 @@ pub fn cache_control(rel_segments: &[String]) -> &'static str {
 
 /// The validators of one open file.
 #[derive(Debug, Clone)]
-pub struct Validators {
+pub(super) struct Validators {
     /// Strong entity tag, quoted.
     pub etag: String,
     /// Whole seconds since the epoch (HTTP dates have no sub-second part).
@@ -70,21 +70,21 @@ pub struct Validators {
 }
 
 impl Validators {
-    pub fn new(inode: u64, len: u64, mtime_secs: i64, mtime_nsec: i64) -> Validators {
+    pub(super) fn new(inode: u64, len: u64, mtime_secs: i64, mtime_nsec: i64) -> Validators {
         Validators {
             etag: format!("\"{inode:x}-{len:x}-{mtime_secs:x}.{mtime_nsec:x}\""),
             mtime_secs: u64::try_from(mtime_secs).unwrap_or(0),
         }
     }
 
-    pub fn last_modified(&self) -> String {
+    pub(super) fn last_modified(&self) -> String {
         httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(self.mtime_secs))
     }
 }
 
 /// Outcome of the conditional headers.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Precondition {
+pub(super) enum Precondition {
     Proceed,
     NotModified,
     Failed,
@@ -92,7 +92,7 @@ pub enum Precondition {
 
 /// Evaluates `If-Match`, `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since` in the
 /// order RFC 9110 prescribes, for a GET or HEAD.
-pub fn evaluate(h: &HeaderMap, v: &Validators) -> Precondition {
+pub(super) fn evaluate(h: &HeaderMap, v: &Validators) -> Precondition {
     if let Some(im) = header_str(h, header::IF_MATCH) {
         if !etag_list_matches(im, &v.etag, true) {
             return Precondition::Failed;
@@ -116,7 +116,7 @@ pub fn evaluate(h: &HeaderMap, v: &Validators) -> Precondition {
 
 /// What to send of a `len`-byte file.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RangeDecision {
+pub(super) enum RangeDecision {
     Full,
     /// Inclusive byte range.
     Partial {
@@ -128,7 +128,7 @@ pub enum RangeDecision {
 
 /// Applies `Range` (one range only; several are answered with the whole file, as RFC 9110
 /// allows) guarded by `If-Range`.
-pub fn range(h: &HeaderMap, v: &Validators, len: u64) -> RangeDecision {
+pub(super) fn range(h: &HeaderMap, v: &Validators, len: u64) -> RangeDecision {
     let Some(spec) = header_str(h, header::RANGE) else {
         return RangeDecision::Full;
     };
@@ -147,7 +147,7 @@ pub fn range(h: &HeaderMap, v: &Validators, len: u64) -> RangeDecision {
 }
 
 /// Parses one `bytes=` range against a length. Syntax it does not understand is ignored.
-pub fn parse_range(spec: &str, len: u64) -> RangeDecision {
+pub(super) fn parse_range(spec: &str, len: u64) -> RangeDecision {
     let Some((unit, set)) = spec.split_once('=') else {
         return RangeDecision::Full;
     };

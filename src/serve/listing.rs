@@ -20,13 +20,13 @@ use super::path::{OpenMode, encode_segment, is_listable, open_beneath, push_enco
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(super) enum Kind {
     Directory,
     File,
 }
 
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(super) struct Entry {
     pub name: String,
     pub kind: Kind,
     pub size: u64,
@@ -40,7 +40,7 @@ pub struct Entry {
 /// sockets, devices, non-UTF-8 names and names a request could not name are left out.
 ///
 /// Returns the sorted entries and whether any of them was a symlink.
-pub fn read_entries(
+pub(super) fn read_entries(
     dir: File,
     tree: &Path,
     tree_fd: &OwnedFd,
@@ -91,7 +91,7 @@ pub fn read_entries(
 }
 
 /// Directories first, then by name.
-pub fn sort(entries: &mut [Entry]) {
+pub(super) fn sort(entries: &mut [Entry]) {
     entries.sort_unstable_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.name.cmp(&b.name)));
 }
 
@@ -112,13 +112,13 @@ struct JsonEntry<'a> {
 }
 
 /// A rendered listing.
-pub struct Page {
+pub(super) struct Page {
     pub body: String,
     pub content_type: &'static str,
 }
 
 /// Renders `entries` (sorted) of the directory at URL path `segments` (decoded).
-pub fn render(segments: &[String], entries: &[Entry], as_json: bool) -> Page {
+pub(super) fn render(segments: &[String], entries: &[Entry], as_json: bool) -> Page {
     if as_json {
         let mut path = String::from("/");
         for s in segments {
@@ -139,7 +139,7 @@ pub fn render(segments: &[String], entries: &[Entry], as_json: bool) -> Page {
 
 /// The listing as JSON: `{"path": "/debian/pool/", "entries": [{"name", "type", "href",
 /// "size" (null for directories), "mtime" (Unix seconds)}]}`.
-pub fn json(path: &str, entries: &[Entry]) -> String {
+pub(super) fn json(path: &str, entries: &[Entry]) -> String {
     let listing = JsonListing {
         path,
         entries: entries
@@ -166,7 +166,7 @@ fn href(e: &Entry) -> String {
 
 /// The listing as an HTML page. `segments` is the decoded URL path of the directory (for the
 /// breadcrumb), `entries` already sorted.
-pub fn html(segments: &[String], entries: &[Entry]) -> String {
+pub(super) fn html(segments: &[String], entries: &[Entry]) -> String {
     let mut out = String::with_capacity(2048 + entries.len() * 220);
     let title = {
         let mut t = String::from("/");
@@ -255,14 +255,14 @@ pub fn html(segments: &[String], entries: &[Entry]) -> String {
 }
 
 /// `1.5 KiB`, `12 MiB`, `512 B`.
-pub fn human_size(n: u64) -> String {
+pub(super) fn human_size(n: u64) -> String {
     let mut s = String::with_capacity(12);
     push_human_size(&mut s, n);
     s
 }
 
 /// [`human_size`] appending to `out`.
-pub fn push_human_size(out: &mut String, n: u64) {
+pub(super) fn push_human_size(out: &mut String, n: u64) {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         let _ = write!(out, "{n} B");
@@ -282,14 +282,14 @@ pub fn push_human_size(out: &mut String, n: u64) {
 }
 
 /// Escapes text for HTML element content and quoted attributes.
-pub fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     push_escaped(&mut out, s);
     out
 }
 
 /// [`escape`] appending to `out`.
-pub fn push_escaped(out: &mut String, s: &str) {
+pub(super) fn push_escaped(out: &mut String, s: &str) {
     if !s
         .bytes()
         .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Counters shared by every connection and request.
-pub struct Metrics {
+pub(super) struct Metrics {
     /// Responses by status code, index `code - 100` for 100..=599.
     by_status: Vec<AtomicU64>,
     bytes_sent: AtomicU64,
@@ -28,39 +28,39 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn response(&self, status: u16) {
+    pub(super) fn response(&self, status: u16) {
         if let Some(c) = self.by_status.get(usize::from(status).wrapping_sub(100)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn sent(&self, bytes: u64) {
+    pub(super) fn sent(&self, bytes: u64) {
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn request_started(&self) {
+    pub(super) fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn request_finished(&self) {
+    pub(super) fn request_finished(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn connection_opened(&self) {
+    pub(super) fn connection_opened(&self) {
         self.connections_total.fetch_add(1, Ordering::Relaxed);
         self.connections_open.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_closed(&self) {
+    pub(super) fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn connection_rejected(&self) {
+    pub(super) fn connection_rejected(&self) {
         self.connections_rejected.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends the HTTP-level samples.
-    pub fn render(&self, out: &mut String) {
+    pub(super) fn render(&self, out: &mut String) {
         family(
             out,
             "debsync_http_requests_total",
@@ -117,12 +117,12 @@ impl Metrics {
 }
 
 /// `# HELP` and `# TYPE` lines of one metric family.
-pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// Escapes a label value (`\`, `"`, newline).
-pub fn label(v: &str) -> String {
+pub(super) fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

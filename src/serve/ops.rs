@@ -20,7 +20,7 @@ use super::path::open_tree;
 /// "unknown" instead of breaking the scrape.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct SyncState {
+pub(super) struct SyncState {
     /// Unix seconds of the last successful sync.
     #[serde(deserialize_with = "lenient")]
     pub last_success: Option<i64>,
@@ -37,14 +37,14 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
 }
 
 /// The state file of a tree: `None` when absent, unreadable or not JSON.
-pub fn read_state(tree: &Path) -> Option<SyncState> {
+pub(super) fn read_state(tree: &Path) -> Option<SyncState> {
     let bytes = std::fs::read(crate::tree::state_file(tree)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
 /// `GET /healthz`: 200 when every mirror's tree can be opened, else 503 naming the ones that
 /// cannot.
-pub async fn healthz(State(app): State<Arc<App>>) -> Response {
+pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
     let mounts: Vec<_> = app
         .site
         .mounts
@@ -71,7 +71,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text exposition format 0.0.4.
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut out = String::with_capacity(4096);
     app.metrics.render(&mut out);
     let mounts: Vec<_> = app

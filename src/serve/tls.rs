@@ -10,7 +10,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::error::ServeError;
 
-pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServeError> {
+pub(super) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServeError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| pem_error(cert, e))?;

@@ -62,7 +62,7 @@ pub(super) struct Helper<'a> {
 }
 
 impl<'a> Helper<'a> {
-    pub fn new(keyring: &'a Keyring, policy: &'a dyn Policy, now: SystemTime) -> Helper<'a> {
+    pub(super) fn new(keyring: &'a Keyring, policy: &'a dyn Policy, now: SystemTime) -> Helper<'a> {
         Helper {
             keyring,
             policy,

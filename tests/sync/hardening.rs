@@ -276,3 +276,23 @@ fn every_mirror_of_a_config_is_attempted() {
     assert!(stdout.contains("second: updated"), "{stdout}");
     assert!(dir.join("root/second/dists/stable/InRelease").is_file());
 }
+
+/// A malformed signature block: one short, readable error line (it used to dump the input
+/// as thousands of decimal bytes).
+#[test]
+fn a_malformed_inrelease_is_one_readable_line() {
+    let f = Fixture::new(|_| {}, "");
+    f.sync_ok();
+    let before = f.served();
+    let garbage = format!(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: x\n\
+         -----BEGIN PGP SIGNATURE-----\n\n{}\n-----END PGP SIGNATURE-----\n",
+        "AAAA garbage ".repeat(200)
+    );
+    f.archive
+        .write("dists/stable/InRelease", garbage.as_bytes());
+    let err = f.assert_refused(&before, &["dists/stable/InRelease"]);
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(line.len() < 300, "{} characters: {line}", line.len());
+    assert!(!line.contains("[32, "), "{line}");
+}
