@@ -134,7 +134,7 @@ impl Expected {
 
 /// The retry decision, pure so it can be tested without a clock.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     pub retries: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -144,7 +144,7 @@ impl RetryPolicy {
     /// Delay before attempt `attempt + 1` (attempt counts from 0), or `None` to give up.
     /// Exponential with ±50 % jitter, capped, and never shorter than the server's `Retry-After`
     /// (itself capped, so a hostile server cannot park a run for hours).
-    pub fn delay(&self, attempt: u32, err: &FetchError, jitter: f64) -> Option<Duration> {
+    pub(crate) fn delay(&self, attempt: u32, err: &FetchError, jitter: f64) -> Option<Duration> {
         if attempt >= self.retries || !err.is_transient() {
             return None;
         }
@@ -184,20 +184,20 @@ pub struct Fetcher {
 
 /// Failed requests in a row (no answer, or a 5xx) after which upstream counts as down: the
 /// run stops instead of retrying every remaining file (hours, on a large mirror).
-pub const UPSTREAM_DOWN_AFTER: u64 = 16;
+pub(crate) const UPSTREAM_DOWN_AFTER: u64 = 16;
 
 /// The overall deadline of one request as a rate: after `grace` (the request timeout) the
 /// average rate since the request started must stay at or above `min_rate`. The idle-read
 /// timeout alone lets an upstream sending a byte a second hold a transfer for ever.
 #[derive(Debug, Clone, Copy)]
-pub struct Pace {
+pub(crate) struct Pace {
     pub grace: Duration,
     pub min_rate: u64,
 }
 
 impl Pace {
     /// Whether `got` bytes after `elapsed` is too slow to go on.
-    pub fn too_slow(&self, got: u64, elapsed: Duration) -> bool {
+    pub(crate) fn too_slow(&self, got: u64, elapsed: Duration) -> bool {
         self.min_rate > 0
             && elapsed > self.grace
             && (got as f64) < self.min_rate as f64 * elapsed.as_secs_f64()
@@ -519,7 +519,7 @@ fn start_writeback(file: &File) {
 
 /// A URL as errors and logs show it: without the user name and password an upstream URL may
 /// carry (`http://user:secret@host/` → `http://***@host/`).
-pub fn shown(url: &Url) -> String {
+pub(crate) fn shown(url: &Url) -> String {
     if url.username().is_empty() && url.password().is_none() {
         return url.to_string();
     }
@@ -531,7 +531,7 @@ pub fn shown(url: &Url) -> String {
 
 /// An error and its causes on one line: reqwest's own message ("error decoding response
 /// body") says little without the hyper/io error under it.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -545,7 +545,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-pub use crate::tree::{is_temp_name, temp_path};
+pub(crate) use crate::tree::{is_temp_name, temp_path};
 
 /// Hashes an existing partial file so the download can continue after it.
 fn resume_state(tmp: &Path, size: u64) -> std::io::Result<(sha2::Sha256, u64)> {
@@ -563,7 +563,7 @@ fn resume_state(tmp: &Path, size: u64) -> std::io::Result<(sha2::Sha256, u64)> {
 
 /// Streams a reader through a digest: the one hashing loop shared by resume, local checks
 /// and SHA512 by-hash checks.
-pub fn digest_reader<D: Digest>(mut r: impl Read) -> std::io::Result<(D, u64)> {
+pub(crate) fn digest_reader<D: Digest>(mut r: impl Read) -> std::io::Result<(D, u64)> {
     let mut hasher = D::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut len = 0u64;
@@ -581,7 +581,7 @@ pub fn digest_reader<D: Digest>(mut r: impl Read) -> std::io::Result<(D, u64)> {
 }
 
 /// SHA256 and length of a local file, streamed.
-pub fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
     let (hasher, len) = digest_reader::<sha2::Sha256>(File::open(path)?)?;
     Ok((Sha256(hasher.finalize().into()), len))
 }

@@ -19,11 +19,11 @@ pub mod archive;
 pub mod check;
 pub mod config;
 pub mod daemon;
-pub mod fetch;
+pub(crate) mod fetch;
 pub mod serve;
 pub mod status;
 pub mod sync;
-pub mod tree;
+pub(crate) mod tree;
 pub mod verify;
 
 mod error;

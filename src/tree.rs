@@ -16,83 +16,83 @@ use std::path::{Path, PathBuf};
 
 /// Prefix of ftpsync's flag files at the top of a tree (`Archive-Update-in-Progress-*`,
 /// `Archive-Update-Required-*`).
-pub const FLAG_PREFIX: &str = "Archive-Update-";
+pub(crate) const FLAG_PREFIX: &str = "Archive-Update-";
 
 /// Prefix of the run lock's name.
-pub const LOCK_PREFIX: &str = "Archive-Update-in-Progress-";
+pub(crate) const LOCK_PREFIX: &str = "Archive-Update-in-Progress-";
 
 const TEMP_SUFFIX: &str = ".debsync-tmp";
 const PENDING_SUFFIX: &str = ".debsync-next";
 
 /// `dists/<suite>`: a suite's live generation (or an alias link to one).
-pub fn suite_dir(tree: &Path, suite: &str) -> PathBuf {
+pub(crate) fn suite_dir(tree: &Path, suite: &str) -> PathBuf {
     tree.join("dists").join(suite)
 }
 
 /// `.debsync/`: the private state directory.
-pub fn state_dir(tree: &Path) -> PathBuf {
+pub(crate) fn state_dir(tree: &Path) -> PathBuf {
     tree.join(".debsync")
 }
 
 /// `.debsync/state.json`.
-pub fn state_file(tree: &Path) -> PathBuf {
+pub(crate) fn state_file(tree: &Path) -> PathBuf {
     state_dir(tree).join("state.json")
 }
 
 /// `.debsync/schedule.json`: a running daemon's plan for the mirror.
-pub fn schedule_file(tree: &Path) -> PathBuf {
+pub(crate) fn schedule_file(tree: &Path) -> PathBuf {
     state_dir(tree).join("schedule.json")
 }
 
 /// `.debsync/staging/`: next generations being built.
-pub fn staging_dir(tree: &Path) -> PathBuf {
+pub(crate) fn staging_dir(tree: &Path) -> PathBuf {
     state_dir(tree).join("staging")
 }
 
 /// `.debsync/manifests/`: what each verified index lists, by the index's SHA256.
-pub fn manifests_dir(tree: &Path) -> PathBuf {
+pub(crate) fn manifests_dir(tree: &Path) -> PathBuf {
     state_dir(tree).join("manifests")
 }
 
 /// `.debsync/waiting/`: new pool files whose directory is still a file the live generation
 /// names.
-pub fn waiting_dir(tree: &Path) -> PathBuf {
+pub(crate) fn waiting_dir(tree: &Path) -> PathBuf {
     state_dir(tree).join("waiting")
 }
 
 /// `project/trace/`.
-pub fn trace_dir(tree: &Path) -> PathBuf {
+pub(crate) fn trace_dir(tree: &Path) -> PathBuf {
     tree.join("project/trace")
 }
 
 /// `Archive-Update-in-Progress-<hostname>`: the run lock.
-pub fn lock_name(hostname: &str) -> String {
+pub(crate) fn lock_name(hostname: &str) -> String {
     format!("{LOCK_PREFIX}{hostname}")
 }
 
 /// An ftpsync flag file's name: ours to write, never an upstream file's.
-pub fn is_flag_name(name: &str) -> bool {
+pub(crate) fn is_flag_name(name: &str) -> bool {
     name.starts_with(FLAG_PREFIX)
 }
 
 /// A name no client may reach or see listed: hidden (`.…`: state, temp and pending files) or
 /// the run lock.
-pub fn is_private_name(name: &str) -> bool {
+pub(crate) fn is_private_name(name: &str) -> bool {
     name.starts_with('.') || name.starts_with(LOCK_PREFIX)
 }
 
 /// `dir/.name.debsync-tmp`: where a download goes until its hash checks out.
-pub fn temp_path(dest: &Path) -> PathBuf {
+pub(crate) fn temp_path(dest: &Path) -> PathBuf {
     hidden_sibling(dest, TEMP_SUFFIX)
 }
 
 /// `dir/.name.debsync-next`: a replacement waiting for the swap.
-pub fn pending_path(dest: &Path) -> PathBuf {
+pub(crate) fn pending_path(dest: &Path) -> PathBuf {
     hidden_sibling(dest, PENDING_SUFFIX)
 }
 
 /// A temp or pending file a killed run may have left.
-pub fn is_temp_name(name: &str) -> bool {
+pub(crate) fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && (name.ends_with(TEMP_SUFFIX) || name.ends_with(PENDING_SUFFIX))
 }
 

@@ -19,13 +19,13 @@ use crate::fetch::is_temp_name;
 
 /// Pool paths (relative to the tree) to delete once the new generation is live.
 #[derive(Debug, Default)]
-pub struct Deletions {
+pub(crate) struct Deletions {
     pub files: Vec<String>,
     /// Stray temp files: removed regardless of the limit.
     pub temps: Vec<String>,
 }
 
-pub enum Mode {
+pub(crate) enum Mode {
     /// Candidates from the planning pass.
     Diff(Vec<String>),
     /// Walk `pool/` (a flat repository: the tree root, less what the layout owns) against
@@ -35,7 +35,7 @@ pub enum Mode {
 
 /// Decides what to delete. `new_keys` are the paths the parsed new indices list; `other_live`
 /// are the live indices that were not parsed this run (unchanged), read only if needed.
-pub fn plan(
+pub(crate) fn plan(
     tree: &Path,
     mode: Mode,
     mut new_keys: HashMap<PathKey, u64>,
@@ -145,7 +145,7 @@ fn walk_root(tree: &Path, f: &mut dyn FnMut(String, &str)) -> Result<(), SyncErr
 }
 
 /// Deletes, then prunes directories left empty (never `pool/` or the tree itself).
-pub fn delete(tree: &Path, d: &Deletions) -> u64 {
+pub(crate) fn delete(tree: &Path, d: &Deletions) -> u64 {
     let mut deleted = 0;
     let mut dirs: Vec<&str> = Vec::new();
     for rel in d.files.iter().chain(&d.temps) {

@@ -26,7 +26,7 @@ use crate::verify::{Keyring, VerifiedRelease, verify_detached, verify_inrelease}
 const MAX_RELEASE: u64 = 64 * 1024 * 1024;
 
 /// The Release files of one suite as upstream serves them right now.
-pub struct UpstreamRelease {
+pub(crate) struct UpstreamRelease {
     pub suite: String,
     pub inrelease: Option<Vec<u8>>,
     pub release: Option<Vec<u8>>,
@@ -34,7 +34,7 @@ pub struct UpstreamRelease {
 }
 
 impl UpstreamRelease {
-    pub async fn fetch(ctx: &Ctx<'_>, suite: &str) -> Result<UpstreamRelease, SyncError> {
+    pub(crate) async fn fetch(ctx: &Ctx<'_>, suite: &str) -> Result<UpstreamRelease, SyncError> {
         let get = |name: &'static str| {
             let url = ctx.suite_url(suite, name);
             async move { ctx.fetcher.get_small(&url, MAX_RELEASE).await }
@@ -57,14 +57,14 @@ impl UpstreamRelease {
 
     /// `Valid-Until` of the signed text, read without verifying: only for a Release already
     /// known to be byte-identical to the live (verified) one.
-    pub fn valid_until(&self) -> Option<i64> {
+    pub(crate) fn valid_until(&self) -> Option<i64> {
         let bytes = self.inrelease.as_ref().or(self.release.as_ref())?;
         crate::archive::release::scan_valid_until(bytes)
     }
 
     /// Byte-identical to what is live: the no-op test. No parsing, no signature check: the
     /// live copy was verified when it arrived.
-    pub fn matches_live(&self, tree: &Path) -> bool {
+    pub(crate) fn matches_live(&self, tree: &Path) -> bool {
         let live = crate::tree::suite_dir(tree, &self.suite);
         let same = |name: &str, bytes: &Option<Vec<u8>>| match bytes {
             Some(b) => std::fs::read(live.join(name)).is_ok_and(|l| &l == b),
@@ -100,7 +100,7 @@ impl UpstreamRelease {
 
 /// The index a group's pool files are read from (the cheapest variant to decode).
 #[derive(Debug, Clone)]
-pub struct ParseSource {
+pub(crate) struct ParseSource {
     pub path: PathBuf,
     /// How errors name it: `dists/<suite>/<path>`.
     pub display: String,
@@ -111,15 +111,14 @@ pub struct ParseSource {
     pub reserved: Arc<[String]>,
 }
 
-pub struct StagedGroup {
-    pub base: String,
+pub(crate) struct StagedGroup {
     pub source: Option<ParseSource>,
     /// The parsed index differs from the live generation's.
     pub changed: bool,
 }
 
 /// A suite's next generation, complete in staging and not yet live.
-pub struct StagedSuite {
+pub(crate) struct StagedSuite {
     pub suite: String,
     pub dir: PathBuf,
     pub verified: VerifiedRelease,
@@ -129,12 +128,12 @@ pub struct StagedSuite {
     pub state: SuiteState,
 }
 
-pub fn staging_root(tree: &Path) -> PathBuf {
+pub(crate) fn staging_root(tree: &Path) -> PathBuf {
     crate::tree::staging_dir(tree)
 }
 
 /// Verifies and stages one suite.
-pub async fn build(
+pub(crate) async fn build(
     ctx: &Ctx<'_>,
     up: &UpstreamRelease,
     keyring: &Keyring,
@@ -265,11 +264,7 @@ pub async fn build(
         if changed && let Some(o) = old_source {
             old_sources.push(o);
         }
-        staged_groups.push(StagedGroup {
-            base: g.base.clone(),
-            source,
-            changed,
-        });
+        staged_groups.push(StagedGroup { source, changed });
     }
     // Groups that are gone from the new selection: all their pool files may be unreferenced.
     for o in &old_groups {

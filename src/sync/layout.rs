@@ -23,14 +23,14 @@ use crate::archive::release::Release;
 use crate::config::MirrorConfig;
 
 /// The suite name a flat repository is staged and swapped as: `dists/flat`.
-pub const FLAT_SUITE: &str = "flat";
+pub(crate) const FLAT_SUITE: &str = "flat";
 
 /// Root names the mirror's own layout owns; never a link, never a pool file's first component.
 const OWN_ROOT_NAMES: [&str; 2] = ["dists", "project"];
 
 /// A suite file's path relative to the upstream archive root (`rel` empty: the suite's
 /// directory itself).
-pub fn upstream_path(mirror: &MirrorConfig, suite: &str, rel: &str) -> String {
+pub(crate) fn upstream_path(mirror: &MirrorConfig, suite: &str, rel: &str) -> String {
     match (mirror.flat, rel) {
         (true, rel) => rel.to_string(),
         (false, "") => format!("dists/{suite}/"),
@@ -52,7 +52,7 @@ impl Ctx<'_> {
 
 /// Whether the tree has pool files from an earlier run: `pool/`, or for a flat repository
 /// (whose pool files are at the root) a generation.
-pub fn pool_exists(tree: &Path, mirror: &MirrorConfig) -> bool {
+pub(crate) fn pool_exists(tree: &Path, mirror: &MirrorConfig) -> bool {
     match mirror.flat {
         true => tree.join("dists").join(FLAT_SUITE).exists(),
         false => tree.join("pool").exists(),
@@ -61,7 +61,7 @@ pub fn pool_exists(tree: &Path, mirror: &MirrorConfig) -> bool {
 
 /// Whether a root entry is the mirror's own rather than a flat repository's pool: `dists/`,
 /// `project/`, private names, ftpsync's flag files (the run lock), the root links.
-pub fn owned_root_entry(name: &str, is_symlink: bool) -> bool {
+pub(crate) fn owned_root_entry(name: &str, is_symlink: bool) -> bool {
     is_symlink
         || OWN_ROOT_NAMES.contains(&name)
         || name.starts_with('.')
@@ -71,7 +71,7 @@ pub fn owned_root_entry(name: &str, is_symlink: bool) -> bool {
 /// First path components a flat repository's pool files must not use beside `dists/` and
 /// `project/`: they are (or may become) links into the live generation. A pool file written
 /// there would land inside `dists/flat` without a swap, or replace a link.
-pub fn reserved_pool_roots(mirror: &MirrorConfig, release: &Release) -> Vec<String> {
+pub(crate) fn reserved_pool_roots(mirror: &MirrorConfig, release: &Release) -> Vec<String> {
     if !mirror.flat {
         return Vec::new();
     }
@@ -92,7 +92,7 @@ pub fn reserved_pool_roots(mirror: &MirrorConfig, release: &Release) -> Vec<Stri
 /// no longer has. Each link is placed atomically (temp link + rename). A name held by a
 /// real file or directory (a pool file upstream since dropped, or the mirror's own `dists/`)
 /// is left alone.
-pub fn publish_root_links(tree: &Path) -> Result<(), SyncError> {
+pub(crate) fn publish_root_links(tree: &Path) -> Result<(), SyncError> {
     let live = tree.join("dists").join(FLAT_SUITE);
     let target_of = |name: &str| Path::new("dists").join(FLAT_SUITE).join(name);
     let mut wanted = BTreeSet::new();

@@ -26,7 +26,7 @@ const MAX_INSTALLER_FILE: u64 = 16 << 30;
 /// `installer-<arch>/<version>` directories to publish as links: (link, target name), both
 /// relative to the suite directory's `installer-<arch>/` parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstallerLink {
+pub(crate) struct InstallerLink {
     /// `main/installer-amd64/current`
     pub dir: String,
     /// `20230607+deb12u15`
@@ -34,7 +34,7 @@ pub struct InstallerLink {
 }
 
 /// Finds the version directories that are links upstream (see the module docs).
-pub fn installer_links(release: &Release, groups: &[IndexGroup]) -> Vec<InstallerLink> {
+pub(crate) fn installer_links(release: &Release, groups: &[IndexGroup]) -> Vec<InstallerLink> {
     let hashes: HashMap<&str, &Sha256> = release
         .files
         .iter()
@@ -84,7 +84,7 @@ pub fn installer_links(release: &Release, groups: &[IndexGroup]) -> Vec<Installe
 }
 
 /// Whether a Release path is inside a linked version directory (staged through the link).
-pub fn under_link(links: &[InstallerLink], path: &str) -> bool {
+pub(crate) fn under_link(links: &[InstallerLink], path: &str) -> bool {
     links.iter().any(|l| {
         path.strip_prefix(l.dir.as_str())
             .is_some_and(|r| r.starts_with('/'))
@@ -92,7 +92,7 @@ pub fn under_link(links: &[InstallerLink], path: &str) -> bool {
 }
 
 /// Creates the installer links inside a staged generation.
-pub fn place_links(dir: &Path, links: &[InstallerLink]) -> Result<(), SyncError> {
+pub(crate) fn place_links(dir: &Path, links: &[InstallerLink]) -> Result<(), SyncError> {
     for l in links {
         let at = dir.join(&l.dir);
         if let Some(parent) = at.parent() {
@@ -106,7 +106,7 @@ pub fn place_links(dir: &Path, links: &[InstallerLink]) -> Result<(), SyncError>
 /// Stages every file the present pdiff Indexes and installer SHA256SUMS list; returns how
 /// many. Patches get no by-hash copies: apt fetches them by name only (their names are unique
 /// already), and dak publishes none.
-pub async fn stage_listed(
+pub(crate) async fn stage_listed(
     ctx: &Ctx<'_>,
     suite: &str,
     live_dir: &Path,

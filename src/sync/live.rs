@@ -15,7 +15,10 @@ use crate::verify::{Keyring, VerifiedRelease, verify_detached, verify_inrelease}
 
 /// The live suite's signed Release, verified again: InRelease, or Release + Release.gpg where
 /// upstream publishes no InRelease.
-pub fn read_release(live_dir: &Path, keyring: &Keyring) -> Result<VerifiedRelease, SyncError> {
+pub(crate) fn read_release(
+    live_dir: &Path,
+    keyring: &Keyring,
+) -> Result<VerifiedRelease, SyncError> {
     let inrelease = live_dir.join("InRelease");
     match std::fs::read(&inrelease) {
         Ok(bytes) => {
@@ -42,14 +45,14 @@ pub fn read_release(live_dir: &Path, keyring: &Keyring) -> Result<VerifiedReleas
 
 /// [`read_release`], for sync: a live Release that no longer verifies (the keyring changed)
 /// is no longer trusted, and the run behaves as a first run for that suite.
-pub fn release(live_dir: &Path, keyring: &Keyring) -> Option<Release> {
+pub(crate) fn release(live_dir: &Path, keyring: &Keyring) -> Option<Release> {
     read_release(live_dir, keyring)
         .ok()
         .map(|v| v.release().clone())
 }
 
 /// The pool-listing indices of a live suite that did not change this run.
-pub fn sources(ctx: &Ctx<'_>, suite: &str, keyring: &Keyring) -> Vec<ParseSource> {
+pub(crate) fn sources(ctx: &Ctx<'_>, suite: &str, keyring: &Keyring) -> Vec<ParseSource> {
     let live_dir = crate::tree::suite_dir(&ctx.tree, suite);
     match release(&live_dir, keyring) {
         Some(r) => sources_of(ctx.mirror, suite, &live_dir, &r),
@@ -59,7 +62,7 @@ pub fn sources(ctx: &Ctx<'_>, suite: &str, keyring: &Keyring) -> Vec<ParseSource
 
 /// The pool-listing indices a verified live Release selects for a mirror, read from the
 /// variant that is cheapest to decode.
-pub fn sources_of(
+pub(crate) fn sources_of(
     mirror: &MirrorConfig,
     suite: &str,
     live_dir: &Path,
@@ -80,10 +83,10 @@ pub fn sources_of(
 }
 
 /// A compact key for set membership over pool paths (`debsync verify` checks each path once).
-pub use super::pool::path_key;
+pub(crate) use super::pool::path_key;
 
 /// Calls `f` for every pool file a live index lists, streaming.
-pub fn for_each_pool_file(
+pub(crate) fn for_each_pool_file(
     src: &ParseSource,
     f: impl FnMut(FileRef) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {

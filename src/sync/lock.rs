@@ -14,16 +14,16 @@ use rustix::fs::{FlockOperation, flock};
 use super::SyncError;
 
 /// Held for the whole run; dropping it removes the file and releases the lock.
-pub struct RunLock {
+pub(crate) struct RunLock {
     path: PathBuf,
     _file: File,
 }
 
-pub use crate::tree::{is_flag_name, lock_name};
+pub(crate) use crate::tree::{is_flag_name, lock_name};
 
 /// Whether a sync holds the run lock of `tree` right now (any host name: the lock is ours
 /// whatever the host is called today).
-pub fn is_running(tree: &Path) -> bool {
+pub(crate) fn is_running(tree: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(tree) else {
         return false;
     };
@@ -37,7 +37,7 @@ pub fn is_running(tree: &Path) -> bool {
 }
 
 impl RunLock {
-    pub fn acquire(tree: &Path, hostname: &str) -> Result<RunLock, SyncError> {
+    pub(crate) fn acquire(tree: &Path, hostname: &str) -> Result<RunLock, SyncError> {
         let path = tree.join(lock_name(hostname));
         let io = |source| SyncError::Io {
             path: path.clone(),

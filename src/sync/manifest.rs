@@ -16,18 +16,18 @@ use crate::archive::{ArchivePath, FileRef, Sha256};
 const MAGIC: &[u8; 8] = b"DSMANIF1";
 const END: &[u8; 4] = b"END.";
 
-pub fn dir(tree: &Path) -> PathBuf {
+pub(crate) fn dir(tree: &Path) -> PathBuf {
     crate::tree::manifests_dir(tree)
 }
 
-pub fn path(tree: &Path, index: &Sha256) -> PathBuf {
+pub(crate) fn path(tree: &Path, index: &Sha256) -> PathBuf {
     dir(tree).join(index.to_hex())
 }
 
 /// Streams a manifest's entries to `f`. `Ok(false)` when there is no usable manifest; entries
 /// may already have been passed to `f` then, so callers only use this where repeats are
 /// harmless (set inserts that skip what they have seen).
-pub fn read<E>(path: &Path, mut f: impl FnMut(FileRef) -> Result<(), E>) -> Result<bool, E> {
+pub(crate) fn read<E>(path: &Path, mut f: impl FnMut(FileRef) -> Result<(), E>) -> Result<bool, E> {
     let Ok(file) = File::open(path) else {
         return Ok(false);
     };
@@ -78,7 +78,7 @@ pub fn read<E>(path: &Path, mut f: impl FnMut(FileRef) -> Result<(), E>) -> Resu
 }
 
 /// Writes a manifest next to a parse; [`Writer::finish`] makes it visible atomically.
-pub struct Writer {
+pub(crate) struct Writer {
     out: BufWriter<File>,
     tmp: PathBuf,
     dest: PathBuf,
@@ -86,7 +86,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn create(tree: &Path, index: &Sha256) -> io::Result<Writer> {
+    pub(crate) fn create(tree: &Path, index: &Sha256) -> io::Result<Writer> {
         std::fs::create_dir_all(dir(tree))?;
         let dest = path(tree, index);
         let tmp = crate::fetch::temp_path(&dest);
@@ -100,7 +100,7 @@ impl Writer {
         })
     }
 
-    pub fn push(&mut self, f: &FileRef) -> io::Result<()> {
+    pub(crate) fn push(&mut self, f: &FileRef) -> io::Result<()> {
         let p = f.path.as_str().as_bytes();
         // ArchivePath caps paths at 1024 bytes, far below the u16 trailer marker.
         let len = u16::try_from(p.len()).map_err(io::Error::other)?;
@@ -112,7 +112,7 @@ impl Writer {
         Ok(())
     }
 
-    pub fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         self.out.write_all(&u16::MAX.to_le_bytes())?;
         self.out.write_all(&self.count.to_le_bytes())?;
         self.out.write_all(END)?;
@@ -122,7 +122,7 @@ impl Writer {
 }
 
 /// Removes manifests of indices no longer live.
-pub fn prune(tree: &Path, keep: &HashSet<Sha256>) {
+pub(crate) fn prune(tree: &Path, keep: &HashSet<Sha256>) {
     let Ok(entries) = std::fs::read_dir(dir(tree)) else {
         return;
     };

@@ -17,19 +17,19 @@
 //!    Delete last, because until the swap the old indices still name those files.
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
 
-pub mod cleanup;
-pub mod generation;
-pub mod layout;
-pub mod listed;
-pub mod live;
-pub mod lock;
-pub mod manifest;
-pub mod plan;
-pub mod pool;
-pub mod progress;
-pub mod state;
-pub mod swap;
-pub mod trace;
+pub(crate) mod cleanup;
+pub(crate) mod generation;
+pub(crate) mod layout;
+pub(crate) mod listed;
+pub(crate) mod live;
+pub(crate) mod lock;
+pub(crate) mod manifest;
+pub(crate) mod plan;
+pub(crate) mod pool;
+pub(crate) mod progress;
+pub(crate) mod state;
+pub(crate) mod swap;
+pub(crate) mod trace;
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

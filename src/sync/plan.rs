@@ -24,7 +24,7 @@ use crate::config::{MirrorConfig, Selection};
 
 /// What kind of index a group is, i.e. which further files it makes the mirror fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IndexKind {
+pub(crate) enum IndexKind {
     /// `binary-<arch>/Packages`, `debian-installer/binary-<arch>/Packages`: pool files.
     Packages,
     /// `source/Sources`: pool files of source packages.
@@ -39,7 +39,7 @@ pub enum IndexKind {
 
 impl IndexKind {
     /// Whether the group lists pool files.
-    pub fn lists_pool(self) -> bool {
+    pub(crate) fn lists_pool(self) -> bool {
         matches!(self, IndexKind::Packages | IndexKind::Sources)
     }
 }
@@ -47,7 +47,7 @@ impl IndexKind {
 /// One logical index (`main/binary-amd64/Packages`) and every compressed variant Release
 /// lists for it.
 #[derive(Debug, Clone)]
-pub struct IndexGroup {
+pub(crate) struct IndexGroup {
     pub base: String,
     pub kind: IndexKind,
     pub variants: Vec<FileRef>,
@@ -58,7 +58,7 @@ pub struct IndexGroup {
 
 impl IndexGroup {
     /// Variants in the order to prefer for parsing: cheapest to decode first.
-    pub fn by_decode_cost(&self) -> Vec<&FileRef> {
+    pub(crate) fn by_decode_cost(&self) -> Vec<&FileRef> {
         let mut v: Vec<&FileRef> = self
             .variants
             .iter()
@@ -137,7 +137,7 @@ fn release_component<'r>(release: &'r Release, configured: &str) -> Option<&'r s
 }
 
 /// Selects every group the mirror config asks for.
-pub fn select_indices(
+pub(crate) fn select_indices(
     release: &Release,
     mirror: &MirrorConfig,
 ) -> Result<Vec<IndexGroup>, PlanError> {
@@ -344,7 +344,7 @@ impl<'a> Rules<'a> {
 /// Component prefixes the suite directory must answer to itself: the Debian security archive
 /// says `Components: updates/main` but keeps the files under `main/`, with a `updates -> .`
 /// link so `deb … bookworm-security updates/main` works too. Mirrors keep the link.
-pub fn self_links(release: &Release) -> Vec<String> {
+pub(crate) fn self_links(release: &Release) -> Vec<String> {
     let mut out: Vec<String> = release
         .components
         .iter()
@@ -369,7 +369,7 @@ pub fn self_links(release: &Release) -> Vec<String> {
 /// `Codename` (a mirror of `bookworm` also answers as `stable`, one of `stable` as
 /// `bookworm`). Only names of the same family count: `stable-updates` for `bookworm-updates`,
 /// not Ubuntu's `noble` for `noble-updates`, whose Codename is the release, not an alias.
-pub fn aliases(dir: &str, release: &Release) -> Vec<String> {
+pub(crate) fn aliases(dir: &str, release: &Release) -> Vec<String> {
     let family = |s: &str| s.split_once('-').map(|(_, rest)| rest.to_string());
     let mut out: Vec<String> = [&release.suite, &release.codename]
         .into_iter()
@@ -390,17 +390,17 @@ pub fn aliases(dir: &str, release: &Release) -> Vec<String> {
 
 /// Whether a file is unchanged between the live Release and the new one, so the live copy
 /// can be hard-linked into the new generation instead of fetched again.
-pub fn unchanged_in(old: Option<&Release>, file: &FileRef) -> bool {
+pub(crate) fn unchanged_in(old: Option<&Release>, file: &FileRef) -> bool {
     old.and_then(|o| o.file(file.path.as_str()))
         .is_some_and(|f| f.sha256 == file.sha256 && f.size == file.size)
 }
 
 /// by-hash path of an index file, relative to `dists/<suite>`.
-pub fn by_hash_path(file: &FileRef) -> String {
+pub(crate) fn by_hash_path(file: &FileRef) -> String {
     by_hash_path_of(file.path.parent(), &file.sha256)
 }
 
-pub fn by_hash_path_of(dir: &str, sha256: &Sha256) -> String {
+pub(crate) fn by_hash_path_of(dir: &str, sha256: &Sha256) -> String {
     if dir.is_empty() {
         format!("by-hash/SHA256/{sha256}")
     } else {

@@ -26,9 +26,9 @@ use crate::archive::{FileRef, packages, sources};
 use crate::fetch::{Expected, FetchError, hash_file};
 
 /// A 128-bit digest of a pool path: compact set membership for 60,000+ files.
-pub type PathKey = u128;
+pub(crate) type PathKey = u128;
 
-pub fn path_key(path: &str) -> PathKey {
+pub(crate) fn path_key(path: &str) -> PathKey {
     let mut a = DefaultHasher::new();
     path.hash(&mut a);
     let mut b = DefaultHasher::new();
@@ -46,7 +46,7 @@ fn content_tag(f: &FileRef) -> u64 {
 
 /// What the planning pass learnt, for cleanup.
 #[derive(Default)]
-pub struct PoolOutcome {
+pub(crate) struct PoolOutcome {
     /// Every path the changed new indices reference, with its content tag.
     pub new_keys: HashMap<PathKey, u64>,
     /// Paths the old versions of changed indices referenced and the new ones do not.
@@ -60,7 +60,7 @@ pub struct PoolOutcome {
 }
 
 /// Calls `f` for every pool file an index lists, streaming.
-pub fn for_each_file(
+pub(crate) fn for_each_file(
     src: &ParseSource,
     mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {
@@ -102,7 +102,7 @@ pub fn for_each_file(
 /// Like [`for_each_file`], but reads the index's manifest when an earlier run left one, and
 /// leaves one behind when it had to parse. Entries may repeat after a damaged manifest;
 /// every caller deduplicates by path.
-pub fn for_each_listed(
+pub(crate) fn for_each_listed(
     tree: &Path,
     src: &ParseSource,
     mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
@@ -130,7 +130,7 @@ pub fn for_each_listed(
 }
 
 /// Plans and runs stage 1 for the given changed indices.
-pub async fn sync_pool(
+pub(crate) async fn sync_pool(
     ctx: &Ctx<'_>,
     old: Vec<ParseSource>,
     new: Vec<ParseSource>,
@@ -485,7 +485,7 @@ fn waiting_path(tree: &Path, rel: &str) -> std::path::PathBuf {
 /// Puts a file that waited for the swap in place. Upstream may have changed the path's shape
 /// meanwhile: a directory where the file goes (its files are listed by no live index now) or
 /// a file where one of its directories goes is removed first.
-pub fn replace_after_swap(tree: &Path, waiting: &Path, dest: &Path) -> std::io::Result<()> {
+pub(crate) fn replace_after_swap(tree: &Path, waiting: &Path, dest: &Path) -> std::io::Result<()> {
     if let Ok(rel) = dest.strip_prefix(tree) {
         let mut at = tree.to_path_buf();
         let parents: Vec<_> = rel.components().collect();
@@ -510,7 +510,7 @@ pub fn replace_after_swap(tree: &Path, waiting: &Path, dest: &Path) -> std::io::
     }
 }
 
-pub use crate::tree::pending_path as deferred_path;
+pub(crate) use crate::tree::pending_path as deferred_path;
 
 fn local_matches(path: &Path, want: &Expected) -> bool {
     hash_file(path).is_ok_and(|(h, len)| h == want.sha256 && len == want.size)

@@ -11,11 +11,11 @@ use crate::fetch::Fetcher;
 use crate::status::size;
 
 /// How often a non-terminal progress line is logged.
-pub const LINE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LINE_EVERY: Duration = Duration::from_secs(10);
 
 /// What the planner and the workers count as they go.
 #[derive(Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Files the planner queued for the workers.
     pub queued: AtomicU64,
     /// The planner has read every index: `queued` is the total.
@@ -33,7 +33,7 @@ impl Counts {
 }
 
 /// One progress report, rendered the same way for the bar and the log line.
-pub fn line(done: u64, queued: u64, planned: bool, bytes: u64, elapsed: Duration) -> String {
+pub(crate) fn line(done: u64, queued: u64, planned: bool, bytes: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(0.001);
     let rate = bytes as f64 / secs;
     let total = if planned {
@@ -55,13 +55,13 @@ pub fn line(done: u64, queued: u64, planned: bool, bytes: u64, elapsed: Duration
 }
 
 /// Reports until dropped.
-pub struct Reporter {
+pub(crate) struct Reporter {
     task: tokio::task::JoinHandle<()>,
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl Reporter {
-    pub fn start(mirror: &str, counts: Arc<Counts>, fetcher: Fetcher) -> Option<Reporter> {
+    pub(crate) fn start(mirror: &str, counts: Arc<Counts>, fetcher: Fetcher) -> Option<Reporter> {
         if !tracing::enabled!(tracing::Level::INFO) {
             return None;
         }

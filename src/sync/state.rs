@@ -75,11 +75,11 @@ pub struct SuiteState {
     pub aliases: Vec<String>,
 }
 
-pub fn state_dir(tree: &Path) -> PathBuf {
+pub(crate) fn state_dir(tree: &Path) -> PathBuf {
     crate::tree::state_dir(tree)
 }
 
-pub fn state_path(tree: &Path) -> PathBuf {
+pub(crate) fn state_path(tree: &Path) -> PathBuf {
     crate::tree::state_file(tree)
 }
 

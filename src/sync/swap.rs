@@ -14,7 +14,7 @@ use super::{SyncError, io_err};
 /// One durability barrier for everything written so far: pool files and staged indices reach
 /// the disk before any index that names them can go live. `syncfs` flushes the filesystem in
 /// one call, where an fsync per file would make a 60,000-file sync crawl.
-pub fn barrier(tree: &Path) -> Result<(), SyncError> {
+pub(crate) fn barrier(tree: &Path) -> Result<(), SyncError> {
     let dir = std::fs::File::open(tree).map_err(io_err(tree))?;
     rustix::fs::syncfs(&dir).map_err(|e| SyncError::Io {
         path: tree.to_path_buf(),
@@ -24,7 +24,7 @@ pub fn barrier(tree: &Path) -> Result<(), SyncError> {
 
 /// Makes `staged` live at `live`, atomically. Afterwards `staged` holds the old generation
 /// (or nothing, on a first run), which the caller removes.
-pub fn swap_in(staged: &Path, live: &Path) -> Result<(), SyncError> {
+pub(crate) fn swap_in(staged: &Path, live: &Path) -> Result<(), SyncError> {
     if let Some(parent) = live.parent() {
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
@@ -50,7 +50,7 @@ pub fn swap_in(staged: &Path, live: &Path) -> Result<(), SyncError> {
 /// no suite claims any more. Each link is replaced atomically (temp link + rename), so a
 /// client resolving `dists/stable` sees the old release or the new one. A real directory is
 /// a configured suite and is never replaced by a link.
-pub fn publish_aliases(
+pub(crate) fn publish_aliases(
     tree: &Path,
     wanted: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), SyncError> {

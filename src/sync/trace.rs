@@ -14,7 +14,7 @@ use super::Ctx;
 
 use crate::archive::date::{format_ctime, format_rfc2822};
 
-pub struct TraceInfo<'a> {
+pub(crate) struct TraceInfo<'a> {
     pub hostname: &'a str,
     pub started: i64,
     pub finished: i64,
@@ -29,7 +29,7 @@ pub struct TraceInfo<'a> {
 
 impl<'a> TraceInfo<'a> {
     /// What our trace says about a run of `mirror` that started at `started`.
-    pub fn of(
+    pub(crate) fn of(
         mirror: &'a crate::config::MirrorConfig,
         hostname: &'a str,
         state: &'a super::state::State,
@@ -65,14 +65,14 @@ const MAX_TRACES: usize = 256;
 
 /// Upstream's `project/trace/` as fetched at the end of a run: (name, bytes).
 #[derive(Debug, Default)]
-pub struct UpstreamTraces {
+pub(crate) struct UpstreamTraces {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl UpstreamTraces {
     /// Fetches `master`, `_hierarchy`, `_traces` and every trace `_traces` names. Traces are
     /// informational and unsigned: a missing or failing one is skipped, never fatal.
-    pub async fn fetch(ctx: &Ctx<'_>, own_name: &str) -> UpstreamTraces {
+    pub(crate) async fn fetch(ctx: &Ctx<'_>, own_name: &str) -> UpstreamTraces {
         let mut files = Vec::new();
         for name in ["master", "_hierarchy", "_traces"] {
             if let Some(bytes) = get(ctx, name).await {
@@ -104,7 +104,7 @@ impl UpstreamTraces {
     }
 
     /// `Archive serial` of upstream's `master` (dak's serial, `YYYYMMDDNN`).
-    pub fn archive_serial(&self) -> Option<String> {
+    pub(crate) fn archive_serial(&self) -> Option<String> {
         let master = std::str::from_utf8(self.get_file("master")?).ok()?;
         field(master, "Archive serial")
             .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
@@ -139,7 +139,7 @@ fn trace_names(list: &[u8]) -> Vec<String> {
 }
 
 /// A `Field: value` of a trace file.
-pub fn field<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+pub(crate) fn field<'t>(text: &'t str, name: &str) -> Option<&'t str> {
     text.lines().find_map(|l| {
         l.strip_prefix(name)
             .and_then(|r| r.strip_prefix(':'))
@@ -147,7 +147,7 @@ pub fn field<'t>(text: &'t str, name: &str) -> Option<&'t str> {
     })
 }
 
-pub fn render(t: &TraceInfo<'_>) -> String {
+pub(crate) fn render(t: &TraceInfo<'_>) -> String {
     let total = (t.finished - t.started).max(0) as u64;
     let rate = t.bytes_received / total.max(1);
     let mut archs: Vec<&str> = t.architectures.iter().map(String::as_str).collect();
@@ -188,7 +188,11 @@ pub fn render(t: &TraceInfo<'_>) -> String {
 }
 
 /// Writes upstream's traces, ours, and the `_hierarchy`/`_traces` lists with our line last.
-pub fn write(tree: &Path, upstream: &UpstreamTraces, t: &TraceInfo<'_>) -> std::io::Result<()> {
+pub(crate) fn write(
+    tree: &Path,
+    upstream: &UpstreamTraces,
+    t: &TraceInfo<'_>,
+) -> std::io::Result<()> {
     let dir = crate::tree::trace_dir(tree);
     std::fs::create_dir_all(&dir)?;
     for (name, bytes) in &upstream.files {
@@ -211,7 +215,7 @@ pub fn write(tree: &Path, upstream: &UpstreamTraces, t: &TraceInfo<'_>) -> std::
 
 /// Writes our own trace file; `durable` adds an fsync (a no-op run skips it: the next run
 /// writes the file again, and an idle run must stay cheap).
-pub fn write_own(tree: &Path, t: &TraceInfo<'_>, durable: bool) -> std::io::Result<()> {
+pub(crate) fn write_own(tree: &Path, t: &TraceInfo<'_>, durable: bool) -> std::io::Result<()> {
     let dir = crate::tree::trace_dir(tree);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(t.hostname);
