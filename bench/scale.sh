@@ -253,5 +253,5 @@ row() {
   echo "phases:"
   printf '  %s\n' "${PHASES[@]}"
   printf '  %-42s %7s s\n' total "$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')"
-  [ -s "$RES/notes" ] && { echo; echo "notes:"; sed 's/^/  /' "$RES/notes"; }
+  if [ -s "$RES/notes" ]; then echo; echo "notes:"; sed 's/^/  /' "$RES/notes"; fi
 } | tee "$RES/summary.txt"
