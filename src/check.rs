@@ -40,7 +40,8 @@ pub fn check_mirror(config: &Config, mirror: &MirrorConfig) -> Result<CheckRepor
     let keyring = Keyring::load(&mirror.keyrings).map_err(crate::sync::SyncError::from)?;
     let mut report = CheckReport::default();
     // Pool path → (size, SHA256, which index) as first listed: a second listing must agree.
-    let mut seen: HashMap<u128, (u64, crate::archive::Sha256, usize)> = HashMap::new();
+    let mut seen: HashMap<crate::sync::live::PathKey, (u64, crate::archive::Sha256, usize)> =
+        HashMap::new();
     let mut indices: Vec<String> = Vec::new();
     for suite in &mirror.suites {
         let dir = crate::tree::suite_dir(&tree, suite);

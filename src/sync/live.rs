@@ -83,7 +83,7 @@ pub(crate) fn sources_of(
 }
 
 /// A compact key for set membership over pool paths (`debsync verify` checks each path once).
-pub(crate) use super::pool::path_key;
+pub(crate) use super::pool::{PathKey, path_key};
 
 /// Calls `f` for every pool file a live index lists, streaming.
 pub(crate) fn for_each_pool_file(

@@ -25,8 +25,10 @@ use crate::archive::deb822::StanzaReader;
 use crate::archive::{FileRef, packages, sources};
 use crate::fetch::{Expected, FetchError, hash_file};
 
-/// A 128-bit digest of a pool path: compact set membership for 60,000+ files.
-pub(crate) type PathKey = u128;
+/// A 128-bit digest of a pool path: compact set membership for 60,000+ files. Two `u64`s
+/// rather than a `u128`, whose 16-byte alignment would pad every (key, tag) entry of the
+/// planning tables from 24 to 32 bytes.
+pub(crate) type PathKey = [u64; 2];
 
 pub(crate) fn path_key(path: &str) -> PathKey {
     let mut a = DefaultHasher::new();
@@ -34,7 +36,7 @@ pub(crate) fn path_key(path: &str) -> PathKey {
     let mut b = DefaultHasher::new();
     0xa5u8.hash(&mut b);
     path.hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    [a.finish(), b.finish()]
 }
 
 /// Content tag: enough of the SHA256 and size to tell "same file" from "replaced file".
