@@ -267,3 +267,50 @@ mod traces {
         assert!(trace(&ours, "_hierarchy").contains(&host), "{host}");
     }
 }
+
+/// A mirror of a debsync mirror (hub → leaf): the leaf syncs from the hub's `debsync serve`
+/// and its clients are as clean as upstream's, with every target of the complete mirror; the
+/// leaf's trace hierarchy names both hops.
+mod chain {
+    use super::*;
+
+    #[test]
+    fn mirror_of_a_debsync_mirror() {
+        let up = crate::debian();
+        let hub = up.mirror(crate::DEBIAN_TOML);
+        let leaf_dir = up.tmp.path().join("leaf");
+        let config = write_config(&leaf_dir, &hub.url(), &up.keyring, crate::DEBIAN_TOML);
+        assert_success(&run_sync(&config));
+        let args = [
+            "--config",
+            &*config.to_string_lossy(),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        let leaf = spawn_serve(&args).unwrap();
+        let leaf_url = format!("{}{MIRROR_NAME}/", leaf.url);
+        let setups: [crate::Setup; 3] = [crate::apt_file, crate::default_languages, crate::udebs];
+        for (i, setup) in setups.into_iter().enumerate() {
+            let control = crate::control(&up, setup);
+            let out = setup(&up.client(&format!("leaf{i}"), &leaf_url));
+            crate::assert_like_control(&out, &control);
+        }
+        let hierarchy = trace(&leaf_url, "_hierarchy");
+        let host = hostname();
+        assert_eq!(
+            hierarchy.lines().filter(|l| l.starts_with(&host)).count(),
+            2,
+            "the hub's hop and the leaf's: {hierarchy}"
+        );
+        // The leaf is byte for byte the hub for every index.
+        let hub_tree = mirror_dir(up.tmp.path());
+        let leaf_tree = mirror_dir(&leaf_dir);
+        let snap = |t: &std::path::Path| {
+            served_snapshot(t)
+                .into_iter()
+                .filter(|(p, _)| p.starts_with("dists/") && !p.contains("/by-hash/"))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert_eq!(snap(&leaf_tree), snap(&hub_tree));
+    }
+}
