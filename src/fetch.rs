@@ -159,8 +159,9 @@ impl RetryPolicy {
     }
 }
 
-/// A cheap jitter source in [0, 1): hashing with a per-process random key is enough here.
-fn jitter() -> f64 {
+/// A cheap jitter source in [0, 1): hashing with a per-process random key is enough here
+/// (retry delays, and the daemon's schedule).
+pub(crate) fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -134,18 +134,6 @@ impl Clock {
     }
 }
 
-/// A sample in `[0, 1)` for the jitter: a hash with a per-process random key.
-fn jitter_sample() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// When the mirror's schedule counts from at start-up: its last attempt if that run
 /// succeeded; `None` (run now) if it never ran, failed, was interrupted or killed.
 pub fn initial_last(state: &State) -> Option<DateTime<Utc>> {
@@ -276,7 +264,7 @@ struct MirrorLoop {
 
 impl MirrorLoop {
     async fn run(mut self) {
-        let mut jitter = jitter_sample();
+        let mut jitter = crate::fetch::jitter();
         let mut tree = None;
         loop {
             if self.config.has_changed().is_err() {
@@ -334,7 +322,7 @@ impl MirrorLoop {
             }
             let start = self.clock.now();
             self.last = Some(start);
-            jitter = jitter_sample();
+            jitter = crate::fetch::jitter();
             self.stats.started(&self.name);
             ScheduleFile {
                 pid: std::process::id(),
