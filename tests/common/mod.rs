@@ -272,33 +272,47 @@ pub fn assert_failure(out: &Output) -> String {
 pub fn snapshot_tree(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for top in ["dists", "pool"] {
-        let mut stack = vec![dir.join(top)];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
+        snapshot_walk(dir, &dir.join(top), &|_, _| false, &mut out);
+    }
+    out
+}
+
+/// Adds every file and symlink under `start` to `out`, keyed by its path relative to `tree`,
+/// skipping entries (and whole directories) for which `skip(name, rel)` holds.
+fn snapshot_walk(
+    tree: &Path,
+    start: &Path,
+    skip: &dyn Fn(&str, &str) -> bool,
+    out: &mut BTreeMap<String, String>,
+) {
+    let mut stack = vec![start.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let rel = path
+                .strip_prefix(tree)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if skip(&name, &rel) {
                 continue;
-            };
-            for e in entries {
-                let e = e.unwrap();
-                let path = e.path();
-                let rel = path
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                let ft = e.file_type().unwrap();
-                if ft.is_symlink() {
-                    let target = std::fs::read_link(&path).unwrap();
-                    out.insert(rel, format!("symlink -> {}", target.display()));
-                } else if ft.is_dir() {
-                    stack.push(path);
-                } else {
-                    let bytes = std::fs::read(&path).unwrap();
-                    out.insert(rel, hex::encode(Sha256::digest(&bytes)));
-                }
+            }
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(rel, format!("symlink -> {}", target.display()));
+            } else if ft.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(rel, sha256_hex(&std::fs::read(&path).unwrap()));
             }
         }
     }
-    out
 }
 
 /// Deterministic, incompressible-looking bytes: `len` bytes seeded by `seed` (xorshift), so
@@ -336,37 +350,10 @@ pub fn served_snapshot(tree: &Path) -> BTreeMap<String, String> {
 /// changes on every run) and the sync lock.
 pub fn served_root_snapshot(tree: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![tree.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            let path = e.path();
-            let rel = path
-                .strip_prefix(tree)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if name.starts_with('.')
-                || rel == "project"
-                || name.starts_with("Archive-Update-in-Progress-")
-            {
-                continue;
-            }
-            let ft = e.file_type().unwrap();
-            if ft.is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                out.insert(rel, format!("symlink -> {}", target.display()));
-            } else if ft.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(rel, sha256_hex(&std::fs::read(&path).unwrap()));
-            }
-        }
-    }
+    let skip = |name: &str, rel: &str| {
+        name.starts_with('.') || rel == "project" || name.starts_with("Archive-Update-in-Progress-")
+    };
+    snapshot_walk(tree, tree, &skip, &mut out);
     out
 }
 
