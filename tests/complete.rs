@@ -45,6 +45,20 @@ struct Mirror {
 }
 
 impl Mirror {
+    /// A mirror of `upstream_url` configured in `dir`, synced once and served.
+    fn sync_and_serve(dir: &Path, upstream_url: &str, keyring: &Path, extra_toml: &str) -> Mirror {
+        let config = write_config(dir, upstream_url, keyring, extra_toml);
+        assert_success(&run_sync(&config));
+        let args = [
+            "--config",
+            &*config.to_string_lossy(),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        let server = spawn_serve(&args).unwrap();
+        Mirror { config, server }
+    }
+
     fn url(&self) -> String {
         format!("{}{MIRROR_NAME}/", self.server.url)
     }
@@ -82,21 +96,12 @@ impl Up {
 
     /// Syncs upstream into `<tmp>/root/debian` with `extra_toml` and serves the mirror.
     fn mirror(&self, extra_toml: &str) -> Mirror {
-        let config = write_config(
+        Mirror::sync_and_serve(
             self.tmp.path(),
             &self.upstream.base_url(),
             &self.keyring,
             extra_toml,
-        );
-        assert_success(&run_sync(&config));
-        let args = [
-            "--config",
-            &*config.to_string_lossy(),
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        let server = spawn_serve(&args).unwrap();
-        Mirror { config, server }
+        )
     }
 }
 

@@ -279,16 +279,9 @@ mod chain {
         let up = crate::debian();
         let hub = up.mirror(crate::DEBIAN_TOML);
         let leaf_dir = up.tmp.path().join("leaf");
-        let config = write_config(&leaf_dir, &hub.url(), &up.keyring, crate::DEBIAN_TOML);
-        assert_success(&run_sync(&config));
-        let args = [
-            "--config",
-            &*config.to_string_lossy(),
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        let leaf = spawn_serve(&args).unwrap();
-        let leaf_url = format!("{}{MIRROR_NAME}/", leaf.url);
+        let leaf =
+            crate::Mirror::sync_and_serve(&leaf_dir, &hub.url(), &up.keyring, crate::DEBIAN_TOML);
+        let leaf_url = leaf.url();
         let setups: [crate::Setup; 3] = [crate::apt_file, crate::default_languages, crate::udebs];
         for (i, setup) in setups.into_iter().enumerate() {
             let control = crate::control(&up, setup);
