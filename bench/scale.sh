@@ -57,6 +57,13 @@ fi
 SRC_BIN=${DEBSYNC_BIN:-$repo/target/release/debsync}
 [ -x "$SRC_BIN" ] || { echo "error: $SRC_BIN missing (cargo build --release first)" >&2; exit 1; }
 cp "$SRC_BIN" "$BENCH_DIR/bin/debsync"
+# The filesystem floor (bench/floor): the same pool's file work and nothing else, compiled.
+FLOOR=""
+if cargo build --release -q --manifest-path "$here/floor/Cargo.toml" >"$RES/floor-build.log" 2>&1; then
+  FLOOR=$here/floor/target/release/debsync-floor
+else
+  note "floor: build failed, see $RES/floor-build.log"
+fi
 DEBSYNC=$BENCH_DIR/bin/debsync
 echo "debsync: $SRC_BIN ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null), built $(date -r "$SRC_BIN" '+%F %T'))"
 [ -n "$APTMIRS" ] && echo "aptmirs: $("$APTMIRS" --version 2>&1)"
@@ -189,6 +196,23 @@ if [ -n "$APTMIRS" ]; then
 fi
 phase_end
 
+# Each thread count on its own fresh ext4, after the initial syncs (same page-cache state for
+# the upstream files they read: none, the floor reads only the index).
+phase_start "filesystem floor (1, 2, 4, 8 threads)"
+FLOOR_BEST=""
+if [ -n "$FLOOR" ]; then
+  for n in 1 2 4 8; do
+    if [ "${BENCH_FS:-loop}" = loop ] && fresh_fs "floor$n"; then dir=$MNT/floor$n/root
+    else dir=$MNT/floor$n/root; rm -rf "$dir"; fi
+    mkdir -p "$dir"; sync
+    "$FLOOR" "$UP/dists/bookworm/main/binary-amd64/Packages" "$n" "$dir" >"$RES/floor$n.out" 2>&1 \
+      || note "floor $n threads: $(tail -1 "$RES/floor$n.out")"
+    echo "  $(tail -1 "$RES/floor$n.out")"
+  done
+  FLOOR_BEST=$(cat "$RES"/floor?.out 2>/dev/null | sed -n 's/.*secs=\([0-9.]*\).*/\1/p' | sort -g | head -1)
+fi
+phase_end
+
 phase_start "no-op re-sync (debsync + aptmirs)"
 timed debsync-noop "${DS_CMD[@]}"
 verify_tree debsync-noop "$DS_ROOT/debian"
@@ -245,7 +269,12 @@ row() {
   if [ -n "$APTMIRS" ]; then row aptmirs
   elif [ "${BENCH_SKIP_APTMIRS:-0}" = 1 ]; then echo "| aptmirs  | skipped (BENCH_SKIP_APTMIRS=1)"
   else echo "| aptmirs  | not run: $(grep aptmirs "$RES/notes" 2>/dev/null | head -1)"; fi
-  printf "$F" target 1.5 24 - - 24 "20 ms" 0.4 24 -
+  printf "$F" target "1.5x fl" 16 - - 16 "5 ms" 0.4 16 -
+  if [ -n "$FLOOR_BEST" ]; then
+    echo "filesystem floor (bench/floor, best of 1/2/4/8 threads): $FLOOR_BEST s;" \
+      "debsync initial / floor = $(awk -v a="$(secs debsync-initial)" -v b="$FLOOR_BEST" 'BEGIN{printf "%.2f", a/b}')x" \
+      "$( [ -n "$APTMIRS" ] && awk -v a="$(secs aptmirs-initial)" -v b="$FLOOR_BEST" 'BEGIN{printf "(aptmirs %.2fx)", a/b}')"
+  fi
   for t in initial noop resync; do
     okrc debsync-$t || echo "debsync-$t FAILED (exit $(cat "$RES/debsync-$t.rc" 2>/dev/null))"
   done
