@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -14,13 +15,14 @@ use axum::response::Response;
 
 use super::dircache::{DirCache, DirKey};
 use super::error::HttpError;
+use super::handles::FileIdentity;
 use super::headers::{self, Precondition, RangeDecision, Validators};
 use super::listing::{self, Page};
-use super::path::{OpenMode, open_beneath, open_tree};
+use super::path::{OpenMode, open_beneath};
 
 /// Files up to this size are read in the same blocking call that opens them (one thread hop
 /// per request); larger ones are streamed in [`CHUNK`]-sized reads.
-const SMALL: u64 = 64 * 1024;
+const SMALL: u64 = super::handles::MAX_FILE;
 const CHUNK: usize = 256 * 1024;
 
 /// What a path names, read from one open handle.
@@ -35,9 +37,12 @@ pub(super) enum Found {
     },
 }
 
+#[derive(Clone)]
 pub(super) struct FileMeta {
     pub len: u64,
     pub validators: Validators,
+    /// Which file the handle is, for [`super::handles::HotFiles`].
+    pub identity: FileIdentity,
 }
 
 pub(super) enum FileBody {
@@ -54,17 +59,17 @@ pub(super) struct ListingRequest {
     pub json: bool,
 }
 
-/// Opens `rel` beneath `tree` and reads (and for directories renders) what the response needs.
-/// Blocking: cheap for a file (called inline), a whole directory read for a listing (run it
-/// with `spawn_blocking`).
+/// Opens `rel` beneath `tree` (anchored at `tree_fd`) and reads (and for directories renders)
+/// what the response needs. Blocking: cheap for a file (called inline), a whole directory read
+/// for a listing (run it with `spawn_blocking`).
 pub(super) fn lookup(
     tree: &Path,
+    tree_fd: &OwnedFd,
     rel: &Path,
     list: Option<ListingRequest>,
     cache: &DirCache,
 ) -> Result<Found, HttpError> {
-    let tree_fd = open_tree(tree)?;
-    let file = open_beneath(tree, &tree_fd, rel, OpenMode::Read)?;
+    let file = open_beneath(tree, tree_fd, rel, OpenMode::Read)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
         let page = match list {
@@ -73,7 +78,7 @@ pub(super) fn lookup(
                 let entries = match cache.get(&key) {
                     Some(entries) => entries,
                     None => {
-                        let (entries, symlinks) = listing::read_entries(file, tree, &tree_fd, rel)?;
+                        let (entries, symlinks) = listing::read_entries(file, tree, tree_fd, rel)?;
                         cache.offer(key, entries, symlinks)
                     }
                 };
@@ -90,6 +95,7 @@ pub(super) fn lookup(
     let file_meta = FileMeta {
         len,
         validators: Validators::new(meta.ino(), len, meta.mtime(), meta.mtime_nsec()),
+        identity: FileIdentity::of_handle(&meta),
     };
     let body = if len <= SMALL {
         let mut buf = Vec::with_capacity(len as usize);

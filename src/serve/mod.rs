@@ -54,6 +54,7 @@ mod datetime;
 mod dircache;
 pub mod error;
 mod files;
+mod handles;
 mod headers;
 mod listing;
 mod metrics;
@@ -157,6 +158,8 @@ pub struct App {
     limits: Limits,
     metrics: metrics::Metrics,
     dircache: Arc<dircache::DirCache>,
+    anchors: handles::Anchors,
+    hot: handles::HotFiles,
     /// More samples for `/metrics` from the embedding process (`debsync daemon`).
     extra_metrics: Option<ExtraMetrics>,
 }
@@ -242,6 +245,7 @@ async fn serve_path_inner(
     }
     let (mount, rel) = app.site.resolve(&path).ok_or(HttpError::NotFound)?;
     let tree = mount.tree.clone();
+    let tree_fd = app.anchors.get(&tree)?;
     let rel_path = rel.to_rel_path();
     let list = path.has_trailing_slash().then(|| ListingRequest {
         segments: path.segments().to_vec(),
@@ -252,9 +256,25 @@ async fn serve_path_inner(
         // A file: open, fstat and (up to 64 KiB) read are page-cache work of a few
         // microseconds, less than a hop to the blocking pool costs (two context switches and
         // a contended queue lock per request). Listings read whole directories: pool.
-        files::lookup(&tree, &rel_path, None, &cache)?
+        // The request path is the key: it names the mount and the path inside it.
+        if let Some((meta, body)) = app.hot.get(raw_path, &tree_fd, &rel_path) {
+            Found::File {
+                meta,
+                body: files::FileBody::Small(body),
+            }
+        } else {
+            let found = files::lookup(&tree, &tree_fd, &rel_path, None, &cache)?;
+            if let Found::File {
+                meta,
+                body: files::FileBody::Small(body),
+            } = &found
+            {
+                app.hot.offer(raw_path, meta.identity, meta, body);
+            }
+            found
+        }
     } else {
-        tokio::task::spawn_blocking(move || files::lookup(&tree, &rel_path, list, &cache))
+        tokio::task::spawn_blocking(move || files::lookup(&tree, &tree_fd, &rel_path, list, &cache))
             .await
             .map_err(|e| HttpError::Io(std::io::Error::other(e)))??
     };

@@ -126,6 +126,8 @@ impl Server {
                 limits,
                 metrics: Metrics::default(),
                 dircache: Default::default(),
+                anchors: Default::default(),
+                hot: Default::default(),
                 extra_metrics: None,
             }),
             tls: None,

@@ -255,3 +255,72 @@ fn a_swap_mid_response_never_mixes_generations() {
     );
     assert_eq!(r.body, b"BBBB");
 }
+
+#[test]
+fn small_files_held_in_memory_follow_every_change_of_the_tree() {
+    // Small files are served from memory after the first request (serve/handles.rs). Every way
+    // a path can come to name other bytes must show on the very next request.
+    use std::os::unix::fs::symlink;
+    let t = crate::support::Tree::new();
+    t.file("dists/bookworm/InRelease", b"generation one\n");
+    t.file(".debsync/staging/bookworm/InRelease", b"generation two\n");
+    t.file("dists/trixie/InRelease", b"trixie\n");
+    t.file(".debsync/state.json", b"{\"private\": true}\n");
+    symlink("bookworm", t.path("dists/stable")).unwrap();
+    // Only settled files (modified over a second ago) are held: backdate them.
+    for f in [
+        "dists/bookworm/InRelease",
+        ".debsync/staging/bookworm/InRelease",
+        "dists/trixie/InRelease",
+    ] {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(t.path(f))
+            .unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        file.set_modified(hour_ago).unwrap();
+    }
+    let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
+    let body = |path: &str| {
+        let r = get(p.addr, path, &[]);
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    let ok = |s: &str| (200, s.to_string());
+    for _ in 0..3 {
+        assert_eq!(body("/dists/bookworm/InRelease"), ok("generation one\n"));
+        assert_eq!(body("/dists/stable/InRelease"), ok("generation one\n"));
+    }
+    // The sync's swap: same path, same size, other file.
+    let cwd = rustix::fs::CWD;
+    rustix::fs::renameat_with(
+        cwd,
+        t.path("dists/bookworm"),
+        cwd,
+        t.path(".debsync/staging/bookworm"),
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .unwrap();
+    assert_eq!(body("/dists/bookworm/InRelease"), ok("generation two\n"));
+    assert_eq!(body("/dists/stable/InRelease"), ok("generation two\n"));
+    // A Range of a held file is cut from the held bytes.
+    let r = get(p.addr, "/dists/bookworm/InRelease", &["Range: bytes=0-9"]);
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"generation"[..]));
+    // An alias switched to another suite.
+    std::fs::remove_file(t.path("dists/stable")).unwrap();
+    symlink("trixie", t.path("dists/stable")).unwrap();
+    assert_eq!(body("/dists/stable/InRelease"), ok("trixie\n"));
+    // Rewritten in place with the same length: same inode, only the times differ.
+    std::fs::write(t.path("dists/trixie/InRelease"), b"TRIXIE\n").unwrap();
+    assert_eq!(body("/dists/stable/InRelease"), ok("TRIXIE\n"));
+    // Replaced by a link to a private file: refused, not served from memory.
+    std::fs::remove_file(t.path("dists/trixie/InRelease")).unwrap();
+    symlink(
+        "../../.debsync/state.json",
+        t.path("dists/trixie/InRelease"),
+    )
+    .unwrap();
+    assert_eq!(body("/dists/stable/InRelease").0, 404);
+    // Deleted.
+    std::fs::remove_file(t.path("dists/bookworm/InRelease")).unwrap();
+    assert_eq!(body("/dists/bookworm/InRelease").0, 404);
+}
