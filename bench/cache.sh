@@ -91,25 +91,34 @@ pids="$pids $!"
 
 # apt-cacher-ng in the foreground, everything under $work; forwarding only to the upstream port.
 acng_port=$(free_port)
-mkdir -p "$work/acng/cache" "$work/acng/log" "$work/acng/conf"
-cp /etc/apt-cacher-ng/*.conf "$work/acng/conf/" 2>/dev/null || true
-: > "$work/acng/conf/acng.conf"
+mkdir -p "$work/acng/cache" "$work/acng/log"
+cp -r /etc/apt-cacher-ng "$work/acng/conf"
 "$acng" -c "$work/acng/conf" ForeGround=1 Port="$acng_port" BindAddress=127.0.0.1 \
-    CacheDir="$work/acng/cache" LogDir="$work/acng/log" AllowUserPorts="${upstream##*:}" \
-    ExThreshold=0 > "$work/acng/out.log" 2>&1 &
+    SocketPath="$work/acng/socket" CacheDir="$work/acng/cache" LogDir="$work/acng/log" \
+    AllowUserPorts="${upstream##*:}" > "$work/acng/out.log" 2>&1 &
 pids="$pids $!"
 
 i=0
-until grep -q '^listening on ' "$work/debsync.out" 2>/dev/null \
-    && curl -s -o /dev/null "http://127.0.0.1:$acng_port/acng-report.html"; do
+until grep -q '^listening on ' "$work/debsync.out" 2>/dev/null; do
     i=$((i + 1))
     if [ $i -gt 100 ]; then
-        cat "$work/debsync.err" "$work/acng/out.log" >&2 || true
-        echo "servers did not start" >&2
+        cat "$work/debsync.err" >&2 || true
+        echo "debsync serve did not start" >&2
         exit 1
     fi
     sleep 0.1
 done
+# apt-cacher-ng resolves its bind address through its own DNS client (libevent's, from
+# /etc/resolv.conf); where that has no working name server it cannot listen at all.
+acng_ok=no
+for i in $(seq 50); do
+    if curl -s -o /dev/null "http://127.0.0.1:$acng_port/acng-report.html"; then
+        acng_ok=yes
+        break
+    fi
+    sleep 0.1
+done
+[ $acng_ok = yes ] || echo "note: apt-cacher-ng did not answer on 127.0.0.1:$acng_port: $(head -c 300 "$work/acng/out.log"); its rows are skipped" >&2
 edge=$(sed -n 's/^listening on //p' "$work/debsync.out")/edge
 
 # A client's `apt-get update` through debsync (the cache learns the pool from Packages).
@@ -129,11 +138,13 @@ mb=$(echo "$files * $size_kib / 1024" | bc -l)
 printf 'miss path: %s files x %s KiB (%.0f MiB), 8 parallel clients, cold caches, %s cores, load %s\n' \
     "$files" "$size_kib" "$mb" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 t_d=$(miss_run debsync "curl -sf -o /dev/null $edge/{}")
-t_a=$(miss_run acng "curl -sf -o /dev/null -x http://127.0.0.1:$acng_port $upstream/{}")
 printf '  %-14s %6.2f s  %7.1f MiB/s\n' debsync "$t_d" "$(echo "$mb / $t_d" | bc -l)"
-printf '  %-14s %6.2f s  %7.1f MiB/s\n' apt-cacher-ng "$t_a" "$(echo "$mb / $t_a" | bc -l)"
+if [ $acng_ok = yes ]; then
+    t_a=$(miss_run acng "curl -sf -o /dev/null -x http://127.0.0.1:$acng_port $upstream/{}")
+    printf '  %-14s %6.2f s  %7.1f MiB/s\n' apt-cacher-ng "$t_a" "$(echo "$mb / $t_a" | bc -l)"
+fi
 first=$(echo "$paths" | head -1)
-printf '  upstream GETs for %s: %s (2 expected: one per cache)\n' "$first" "$(upstream_gets "$first")"
+printf '  upstream GETs for %s: %s (one per cache)\n' "$first" "$(upstream_gets "$first")"
 
 big=pool/main/b/bigone/bigone_1.0_amd64.deb
 coalesce() { # fetcher -> seconds for 50 simultaneous clients of one cold 16 MiB file
@@ -145,11 +156,13 @@ coalesce() { # fetcher -> seconds for 50 simultaneous clients of one cold 16 MiB
 before=$(upstream_gets $big)
 c_d=$(coalesce "curl -sf -o /dev/null $edge/$big")
 mid=$(upstream_gets $big)
-c_a=$(coalesce "curl -sf -o /dev/null -x http://127.0.0.1:$acng_port $upstream/$big")
-after=$(upstream_gets $big)
 printf '50 clients at once, one cold 16 MiB file:\n'
 printf '  %-14s %6.2f s, %s upstream GET(s)\n' debsync "$c_d" "$((mid - before))"
-printf '  %-14s %6.2f s, %s upstream GET(s)\n' apt-cacher-ng "$c_a" "$((after - mid))"
+if [ $acng_ok = yes ]; then
+    c_a=$(coalesce "curl -sf -o /dev/null -x http://127.0.0.1:$acng_port $upstream/$big")
+    after=$(upstream_gets $big)
+    printf '  %-14s %6.2f s, %s upstream GET(s)\n' apt-cacher-ng "$c_a" "$((after - mid))"
+fi
 
 rps() { # url -> "req/s transfer/s"
     wrk -t2 -c32 -d"${duration}s" "$1" | awk '
