@@ -2,7 +2,8 @@
 //! upstream, exercised by the real apt-get and by concurrent HTTP clients.
 //!
 //! - `apt`: apt-get update + install (download-only) through the cache; a second client is
-//!   served from it.
+//!   served from it; a restarted server; a mirror and a cache under one server, and the
+//!   daemon. (debootstrap through a cache: `tests/debootstrap.rs`.)
 //! - `flight`: coalescing (100 clients, one upstream GET), streaming while downloading,
 //!   `Range` on a miss.
 //! - `faults`: tampered `.deb`, index and InRelease from upstream; upstream down.

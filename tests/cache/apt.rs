@@ -80,3 +80,40 @@ fn a_restarted_server_serves_what_it_cached() {
     assert_eq!((got.status, got.cache()), (200, "HIT"));
     assert_eq!(got.body, edge.archive.read(HELLO));
 }
+
+#[test]
+fn a_mirror_and_a_cache_under_one_server_and_the_daemon() {
+    let edge = Edge::start(|_| {}, "");
+    // The same config with a full mirror of the same upstream beside the cache.
+    let mirror = format!(
+        "[[mirror]]\nname = \"debian\"\nupstream = \"{}\"\nsuites = [\"stable\"]\n\
+         components = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = {:?}\n",
+        edge.up().base_url(),
+        edge.keyring
+    );
+    let mut text = std::fs::read_to_string(&edge.config).unwrap();
+    text.push_str(&mirror);
+    std::fs::write(&edge.config, text).unwrap();
+    crate::common::assert_success(&crate::common::run_sync(&edge.config));
+    let server = serve(&edge.config);
+    for (prefix, client) in [("debian", "via-mirror"), (CACHE, "via-cache")] {
+        let apt = crate::common::Apt::new(
+            &edge.tmp.path().join(client),
+            &format!("{}{prefix}/", server.url),
+            "stable",
+            &["main"],
+            &edge.keyring,
+        );
+        assert_eq!(
+            apt.fetch_package("hello"),
+            edge.archive.read(HELLO),
+            "{prefix}"
+        );
+    }
+    assert!(edge.tree().join(HELLO).is_file());
+    // `debsync daemon` serves the cache too.
+    let daemon = daemon(&edge.config);
+    let url = format!("{}{CACHE}/{HELLO}", daemon.url);
+    let got = rt().block_on(async { fetch(&client(), &url, &[]).await });
+    assert_eq!((got.status, got.cache()), (200, "HIT"));
+}

@@ -260,3 +260,49 @@ pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// A running `debsync daemon` (killed on drop) and its base URL.
+pub struct DaemonProc {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `debsync daemon --config <config> --listen 127.0.0.1:0`, once it printed its address.
+pub fn daemon(config: &std::path::Path) -> DaemonProc {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(debsync_bin())
+        .args(["daemon", "--config", &*config.to_string_lossy()])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn debsync daemon");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(out).lines();
+        let _ = tx.send(lines.next());
+        for _ in lines {}
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let Ok(Some(Ok(line))) = first else {
+        let _ = child.kill();
+        panic!("no `listening on` line: {first:?}");
+    };
+    let url = format!(
+        "{}/",
+        line.trim_start_matches("listening on ")
+            .trim_end_matches('/')
+    );
+    DaemonProc { child, url }
+}
