@@ -25,6 +25,10 @@ use crate::verify::{VerifiedRelease, verify_inrelease};
 /// Largest InRelease accepted (Debian's is about 200 KiB).
 const MAX_INRELEASE: usize = 16 << 20;
 
+/// A revalidation that takes longer counts as an upstream failure: the cached InRelease is
+/// served instead (well within the server's time limit for a response head).
+const REVALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A suite's Release as verified at one moment, with what was learnt from its indices.
 pub(super) struct Generation {
     pub suite: String,
@@ -158,7 +162,17 @@ impl Suites {
         {
             return Ok((g.clone(), How::Hit));
         }
-        match revalidate(cache, suite, current.as_deref()).await {
+        let revalidated = tokio::time::timeout(
+            REVALIDATE_TIMEOUT,
+            revalidate(cache, suite, current.as_deref()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(CacheError::Upstream(format!(
+                "dists/{suite}/InRelease: no complete answer within {REVALIDATE_TIMEOUT:?}"
+            )))
+        });
+        match revalidated {
             Ok(None) => {
                 let g = current.ok_or_else(|| CacheError::Upstream("304 without a copy".into()))?;
                 g.mark_checked();

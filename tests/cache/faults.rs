@@ -90,6 +90,30 @@ fn upstream_down_apt_still_works_from_the_cache() {
 }
 
 #[test]
+fn a_stalling_upstream_is_answered_from_the_cache() {
+    let edge = Edge::start(|_| {}, "release_ttl_secs = 0");
+    assert_eq!(edge.get("dists/stable/InRelease", &[]).cache(), "MISS");
+    // Upstream has news (a newer Last-Modified) but sends it at 16 bytes a second.
+    std::fs::File::options()
+        .append(true)
+        .open(edge.archive.path("dists/stable/InRelease"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(10))
+        .unwrap();
+    edge.up().add_fault(FaultRule::suffix(
+        "/InRelease",
+        Fault::Drip {
+            chunk: 16,
+            every: std::time::Duration::from_secs(1),
+        },
+    ));
+    let started = std::time::Instant::now();
+    let got = edge.get("dists/stable/InRelease", &[]);
+    assert_eq!((got.status, got.cache()), (200, "STALE"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(25));
+}
+
+#[test]
 fn a_rollback_to_an_older_release_is_refused() {
     let mut edge = Edge::start(|_| {}, "release_ttl_secs = 0");
     let old_inrelease = edge.archive.read("dists/stable/InRelease");
