@@ -5,8 +5,9 @@
 //!   served from it; a restarted server; a mirror and a cache under one server, and the
 //!   daemon. (debootstrap through a cache: `tests/debootstrap.rs`.)
 //! - `flight`: coalescing (100 clients, one upstream GET), streaming while downloading,
-//!   `Range` on a miss.
-//! - `faults`: tampered `.deb`, index and InRelease from upstream; upstream down.
+//!   `Range` on a miss, unlisted files, a kill -9 mid-download.
+//! - `faults`: tampered `.deb`, index and InRelease from upstream; upstream down or stalling;
+//!   a rollback to an older Release.
 //! - `bounds`: eviction under a small limit, `debsync cache prune`.
 //! - `ops`: upstream credentials from a file; preheat from the CLI and the endpoint.
 

@@ -157,3 +157,37 @@ fn unlisted_files_pass_through_or_are_refused() {
         String::from_utf8_lossy(&got.body)
     );
 }
+
+#[test]
+fn a_kill_mid_download_leaves_only_verified_files() {
+    let mut edge = Edge::start(|_| {}, "");
+    update(&edge);
+    edge.up().add_fault(FaultRule::suffix(
+        "/big_2.0-1_amd64.deb",
+        Fault::Drip {
+            chunk: 64 * 1024,
+            every: Duration::from_millis(100),
+        },
+    ));
+    let url = format!("{}{BIG}", edge.url());
+    let partial = rt().block_on(async {
+        use futures_util::StreamExt;
+        let resp = client().get(&url).send().await.unwrap();
+        let mut stream = resp.bytes_stream();
+        let first = stream.next().await.unwrap().unwrap();
+        (first.len(), stream)
+    });
+    assert!(partial.0 > 0);
+    edge.restart(); // kill -9 of the server mid-download, then a new one
+    drop(partial);
+    assert!(
+        !edge.tree().join(BIG).exists(),
+        "a partial file got its final name"
+    );
+    assert_eq!(edge.temp_files().len(), 1, "{:?}", edge.temp_files());
+    edge.up().clear_faults();
+    let got = edge.get(BIG, &[]);
+    assert_eq!((got.status, got.cache(), got.broken), (200, "MISS", false));
+    assert_eq!(got.body, edge.archive.read(BIG));
+    assert_eq!(edge.get(BIG, &[]).cache(), "HIT");
+}
