@@ -43,6 +43,8 @@ pub struct Config {
     pub mirrors: Vec<MirrorConfig>,
     /// `debsync daemon`: jitter, retry backoff and each mirror's schedule.
     pub daemon: DaemonConfig,
+    /// `[[cache]]`: verified pull-through caches served beside the mirrors.
+    pub caches: Vec<crate::cache::CacheConfig>,
 }
 
 /// The schedule every mirror without a `schedule` key gets: every 6 hours, on the hour
@@ -297,6 +299,8 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     mirror: Vec<RawMirror>,
+    #[serde(default)]
+    cache: Vec<crate::cache::config::RawCache>,
 }
 
 #[derive(Deserialize)]
@@ -409,10 +413,10 @@ impl Config {
                 "must be >= 1 (the current generation)".into(),
             ));
         }
-        if raw.mirror.is_empty() {
+        if raw.mirror.is_empty() && raw.cache.is_empty() {
             return Err(invalid(
                 "mirror".into(),
-                "no [[mirror]] entries: nothing to do".into(),
+                "no [[mirror]] or [[cache]] entries: nothing to do".into(),
             ));
         }
         let daemon = raw.daemon;
@@ -453,7 +457,7 @@ impl Config {
                     ),
                 ));
             }
-            if matches!(m.name.as_str(), "healthz" | "metrics") {
+            if RESERVED_NAMES.contains(&m.name.as_str()) {
                 return Err(invalid(
                     key("name"),
                     format!("{:?} is reserved for the server's ops endpoints", m.name),
@@ -462,24 +466,8 @@ impl Config {
             if mirrors.iter().any(|o: &MirrorConfig| o.name == m.name) {
                 return Err(invalid(key("name"), format!("{:?} is used twice", m.name)));
             }
-            let mut upstream = reqwest::Url::parse(&m.upstream)
-                .map_err(|e| invalid(key("upstream"), format!("{:?}: {e}", m.upstream)))?;
-            if !matches!(upstream.scheme(), "http" | "https") {
-                return Err(invalid(
-                    key("upstream"),
-                    format!("{:?}: only http:// and https:// are supported", m.upstream),
-                ));
-            }
-            if upstream.query().is_some() || upstream.fragment().is_some() {
-                return Err(invalid(
-                    key("upstream"),
-                    format!("{:?}: must not have a query or fragment", m.upstream),
-                ));
-            }
-            if !upstream.path().ends_with('/') {
-                let p = format!("{}/", upstream.path());
-                upstream.set_path(&p);
-            }
+            let upstream =
+                parse_upstream(&m.upstream).map_err(|msg| invalid(key("upstream"), msg))?;
             // A flat repository is one Release at the upstream root: nothing to choose from,
             // and its Packages mixes architectures under one signature.
             let list = |name: &str, value: Option<Vec<String>>, ok: fn(&str) -> bool| match (
@@ -556,7 +544,9 @@ impl Config {
                 flat: m.flat,
             });
         }
+        let caches = crate::cache::config::validate(raw.cache, &mirrors, base, &invalid)?;
         Ok(Config {
+            caches,
             root: base.join(raw.root),
             sync,
             serve: raw.serve,
@@ -571,6 +561,22 @@ impl Config {
     }
 }
 
+/// An upstream base URL: http(s), no query or fragment, always ending in `/` so joins append.
+pub(crate) fn parse_upstream(text: &str) -> Result<reqwest::Url, String> {
+    let mut upstream = reqwest::Url::parse(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if !matches!(upstream.scheme(), "http" | "https") {
+        return Err(format!("{text:?}: only http:// and https:// are supported"));
+    }
+    if upstream.query().is_some() || upstream.fragment().is_some() {
+        return Err(format!("{text:?}: must not have a query or fragment"));
+    }
+    if !upstream.path().ends_with('/') {
+        let p = format!("{}/", upstream.path());
+        upstream.set_path(&p);
+    }
+    Ok(upstream)
+}
+
 fn check_list(items: &[String], _key: &str, ok: fn(&str) -> bool) -> Result<(), String> {
     if items.is_empty() {
         return Err("must list at least one entry".into());
@@ -583,8 +589,12 @@ fn check_list(items: &[String], _key: &str, ok: fn(&str) -> bool) -> Result<(), 
     Ok(())
 }
 
+/// Names a mirror or cache cannot take: the server's own paths (`/healthz`, `/metrics`, and
+/// `/-/` for its POST endpoints).
+pub(crate) const RESERVED_NAMES: [&str; 3] = ["healthz", "metrics", "-"];
+
 /// Mirror names and architectures: one safe path component.
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
         && s.bytes()

@@ -13,4 +13,8 @@ pub enum Error {
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("{0}")]
+    Usage(String),
 }

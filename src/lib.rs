@@ -9,13 +9,15 @@
 //!   [`verify::VerifiedRelease`] is to verify it, and it parses exactly the bytes it verified.
 //! - [`fetch`]: the HTTP client: retries with backoff, resume, and hashing while streaming.
 //! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
-//! - [`serve`]: the static HTTP server over the synced trees.
+//! - [`serve`]: the static HTTP server over the synced trees (and the edge caches).
+//! - [`cache`]: the verified pull-through edge cache (`[[cache]]`), served beside the mirrors.
 //! - [`daemon`]: `debsync daemon`, serve and sync in one process on per-mirror cron schedules.
 //! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
 //! - [`tree`]: the names of a mirror's tree (live, private, temp), owned in one place.
 //! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
 
 pub mod archive;
+pub mod cache;
 pub mod check;
 pub mod config;
 pub mod daemon;

@@ -58,6 +58,9 @@ enum Command {
     Verify(VerifyArgs),
     Status(StatusArgs),
     Daemon(DaemonArgs),
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    Preheat(PreheatArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -77,6 +80,55 @@ struct DaemonArgs {
     /// Address to listen on [default: [serve] listen of the config, else 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+}
+
+/// Edge cache maintenance (`[[cache]]` in the config).
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Remove temp files of killed runs and evict least recently used files down to the
+    /// cache's max_size (or --max-size); the InRelease and indices of each suite stay.
+    Prune(PruneArgs),
+}
+
+/// Fetch packages (and with --with-depends their dependency closure) into an edge cache
+/// ahead of a rollout; every file is verified like a client's download.
+#[derive(Args)]
+struct PreheatArgs {
+    /// The [[cache]] name.
+    cache: String,
+    /// Path to mirror.toml.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// The suite (dists/<SUITE>).
+    #[arg(long, value_name = "SUITE")]
+    suite: String,
+    /// Package names, comma-separated.
+    #[arg(long, value_name = "A,B,…", value_delimiter = ',', required = true)]
+    packages: Vec<String>,
+    /// Also every package they depend on (Depends, Pre-Depends; alternatives, Provides).
+    #[arg(long)]
+    with_depends: bool,
+    /// Architectures whose Packages to read (all is added), comma-separated.
+    #[arg(
+        long,
+        value_name = "ARCH,…",
+        value_delimiter = ',',
+        default_value = "amd64"
+    )]
+    arch: Vec<String>,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Path to mirror.toml.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Only this cache.
+    #[arg(long, value_name = "NAME")]
+    cache: Option<String>,
+    /// Evict down to this size instead of the configured max_size ("10G", "512M", bytes).
+    #[arg(long, value_name = "SIZE")]
+    max_size: Option<String>,
 }
 
 /// Show each mirror's last run, result, archive serial, Release age and pool size (from its
@@ -162,6 +214,8 @@ async fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args).await,
         Command::Verify(args) => run_verify(args),
         Command::Status(args) => run_status(args),
+        Command::Cache(CacheCommand::Prune(args)) => run_prune(args).await,
+        Command::Preheat(args) => run_preheat(args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             use std::io::Write;
@@ -203,6 +257,11 @@ async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
     let (site, listen) = match (&args.config, &args.root) {
         (Some(path), _) => {
             let config = Config::load(path)?;
+            // A cache that cannot be set up (unreadable keyring or credentials) stops the
+            // start with its one error line.
+            for c in &config.caches {
+                debsync::cache::Cache::new(c, &config.root, &config.sync)?;
+            }
             (Site::from_config(&config), config.serve.listen)
         }
         (None, Some(root)) => (Site::bare(root)?, ServeConfig::default().listen),
@@ -269,6 +328,81 @@ async fn run_sync(args: SyncArgs, quiet: bool) -> Result<(), debsync::Error> {
     } else {
         Err(debsync::Error::MirrorsFailed { failed, total })
     }
+}
+
+async fn run_preheat(args: PreheatArgs) -> Result<(), debsync::Error> {
+    let config = Config::load(&args.config)?;
+    let Some(c) = config.caches.iter().find(|c| c.name == args.cache) else {
+        return Err(debsync::Error::Usage(format!(
+            "no [[cache]] named {:?} in {}",
+            args.cache,
+            args.config.display()
+        )));
+    };
+    let cache = debsync::cache::Cache::new(c, &config.root, &config.sync)?;
+    let request = debsync::cache::preheat::PreheatRequest {
+        suite: args.suite,
+        packages: args.packages,
+        with_depends: args.with_depends,
+        architectures: args.arch,
+    };
+    let r = debsync::cache::preheat::preheat(&cache, &request, false).await?;
+    println!(
+        "{}: {} package(s): {} file(s) fetched, {} already cached ({})",
+        c.name,
+        r.packages.len(),
+        r.fetched,
+        r.cached,
+        debsync::status::size(r.bytes)
+    );
+    for m in &r.missing {
+        println!("{}: not in the suite's indices: {m}", c.name);
+    }
+    if !r.failed.is_empty() {
+        return Err(debsync::Error::Usage(format!(
+            "{}: {} file(s) failed: {}",
+            c.name,
+            r.failed.len(),
+            r.failed.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+async fn run_prune(args: PruneArgs) -> Result<(), debsync::Error> {
+    let config = Config::load(&args.config)?;
+    let max_size = match &args.max_size {
+        None => None,
+        Some(text) => Some(debsync::cache::config::parse_size(text).ok_or_else(|| {
+            debsync::Error::Usage(format!(
+                "--max-size {text:?}: expected bytes or a size like \"10G\", \"512M\""
+            ))
+        })?),
+    };
+    let selected: Vec<_> = config
+        .caches
+        .iter()
+        .filter(|c| args.cache.as_deref().is_none_or(|n| n == c.name))
+        .collect();
+    if selected.is_empty() {
+        return Err(debsync::Error::Usage(match &args.cache {
+            Some(n) => format!("no [[cache]] named {n:?} in {}", args.config.display()),
+            None => format!("no [[cache]] in {}", args.config.display()),
+        }));
+    }
+    for c in selected {
+        let cache = debsync::cache::Cache::new(c, &config.root, &config.sync)?;
+        let r = debsync::cache::prune(&cache, max_size).await;
+        println!(
+            "{}: evicted {} file(s) ({}), removed {} stale temp file(s); {} left",
+            c.name,
+            r.evicted_files,
+            debsync::status::size(r.evicted_bytes),
+            r.temp_files,
+            debsync::status::size(r.bytes_left)
+        );
+    }
+    Ok(())
 }
 
 fn run_status(args: StatusArgs) -> Result<(), debsync::Error> {

@@ -5,7 +5,8 @@
 //! - `pool/…`: package files (a flat repository's are at the root).
 //! - `project/trace/`: trace files.
 //! - `.debsync/`: private: `state.json`, `staging/`, `manifests/`, `waiting/`, and
-//!   `schedule.json` while `debsync daemon` runs.
+//!   `schedule.json` while `debsync daemon` runs; in an edge cache's tree `cache/` (the
+//!   upstream validators of each cached InRelease).
 //! - `Archive-Update-in-Progress-<host>`: the run lock (ftpsync's name).
 //! - `.<file>.debsync-tmp` (a download in progress) and `.<file>.debsync-next` (a replacement
 //!   waiting for the swap), beside their final names.
@@ -58,6 +59,20 @@ pub(crate) fn manifests_dir(tree: &Path) -> PathBuf {
 /// names.
 pub(crate) fn waiting_dir(tree: &Path) -> PathBuf {
     state_dir(tree).join("waiting")
+}
+
+/// `.debsync/cache/validators/<suite>`: an edge cache's `ETag`/`Last-Modified` of a suite's
+/// cached InRelease (`/` in a suite name becomes `+`).
+pub(crate) fn cache_validators(tree: &Path, suite: &str) -> PathBuf {
+    state_dir(tree)
+        .join("cache/validators")
+        .join(suite.replace('/', "+"))
+}
+
+/// `dir/.name.<tag>.debsync-tmp`: an edge cache's download in progress. The tag (process id and
+/// a counter) keeps two processes filling one cache (a server and `debsync preheat`) apart.
+pub(crate) fn unique_temp_path(dest: &Path, tag: &str) -> PathBuf {
+    hidden_sibling(dest, &format!(".{tag}{TEMP_SUFFIX}"))
 }
 
 /// `project/trace/`.
@@ -120,6 +135,9 @@ mod tests {
             t.join("pool/a/.b.deb.debsync-next")
         );
         assert!(is_temp_name(".b.deb.debsync-tmp") && is_temp_name(".b.deb.debsync-next"));
+        let unique = unique_temp_path(&t.join("pool/a/b.deb"), "7-1");
+        assert_eq!(unique, t.join("pool/a/.b.deb.7-1.debsync-tmp"));
+        assert!(is_temp_name(&unique.file_name().unwrap().to_string_lossy()));
         assert!(!is_temp_name("b.deb.debsync-tmp"));
         assert_eq!(state_file(t), t.join(".debsync/state.json"));
         assert_eq!(suite_dir(t, "stable"), t.join("dists/stable"));

@@ -13,6 +13,9 @@
 //!    --keyring=<test key> bookworm <dir> http://127.0.0.1:<port>/debian/` to completion.
 //! 5. **apt**: inside the new system, `apt-get update` against the mirror with the key as
 //!    `signed-by`: no `W:`/`E:`/`Err:` line; `dpkg --audit` finds nothing half-installed.
+//! 6. **edge cache** (before step 4, while upstream runs): the same debootstrap and apt run
+//!    through a `[[cache]]` of the upstream; every `.deb` ends up in the cache, and the apt
+//!    run is repeated with upstream stopped (served from the cache alone).
 //!
 //! Skips with a printed reason (not a failure) when not root or when `debootstrap`, `apt-get`
 //! or `apt-ftparchive` is missing. Nothing here talks to a network host but 127.0.0.1, except
@@ -87,7 +90,9 @@ fn debootstrap_minbase_from_a_debsync_mirror() {
     for deb in &debs {
         assert!(mirror.join(&deb.pool_path).is_file(), "{}", deb.pool_path);
     }
-    drop(upstream); // From here on only the mirror serves.
+    phases.run("through the edge cache", || {
+        through_the_cache(tmp.path(), upstream, &keyring, &debs)
+    }); // From here on upstream is gone; only the mirror serves.
 
     let server = spawn_serve(&[
         "--config",
@@ -107,6 +112,40 @@ fn debootstrap_minbase_from_a_debsync_mirror() {
     });
     drop(target);
     phases.report();
+}
+
+/// Step 6: the same upstream through a `[[cache]]`: debootstrap through it (every `.deb` is
+/// then in the cache), the new system's `apt-get update` through it, and again once upstream
+/// is stopped: answered from the cache alone.
+fn through_the_cache(dir: &Path, upstream: Upstream, keyring: &Path, debs: &[Deb]) {
+    let root = dir.join("cache/root");
+    let config = dir.join("cache/mirror.toml");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "root = {root:?}\n[[cache]]\nname = \"edge\"\nupstream = \"{}\"\nkeyring = {keyring:?}\n",
+            upstream.base_url()
+        ),
+    )
+    .unwrap();
+    let server = spawn_serve(&[
+        "--config",
+        &config.to_string_lossy(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .expect("debsync serve (cache)");
+    let url = format!("{}edge/", server.url);
+    let target = Chroot::new(dir.join("target-cache"));
+    debootstrap(&target.0, keyring, &url);
+    for deb in debs {
+        let cached = root.join("edge").join(&deb.pool_path);
+        assert!(cached.is_file(), "not cached: {}", deb.pool_path);
+    }
+    chroot_apt_update(&target.0, keyring, &url);
+    drop(upstream);
+    chroot_apt_update(&target.0, keyring, &url);
 }
 
 /// Why this machine cannot run the test, if it cannot.

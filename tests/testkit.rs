@@ -408,6 +408,19 @@ fn fault_status_for_first_n_requests_then_recovers() {
 }
 
 #[test]
+fn fault_require_auth_answers_401_without_the_exact_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = served_blob(tmp.path());
+    up.add_fault(FaultRule::any(Fault::RequireAuth("Bearer t0k".into())));
+    assert_eq!(raw_get(&up.base_url(), "/d/blob.bin", "").0, 401);
+    let wrong = "Authorization: Bearer nope\r\n";
+    assert_eq!(raw_get(&up.base_url(), "/d/blob.bin", wrong).0, 401);
+    let right = "Authorization: Bearer t0k\r\n";
+    let (status, _, body) = raw_get(&up.base_url(), "/d/blob.bin", right);
+    assert_eq!((status, body), (200, blob()));
+}
+
+#[test]
 fn fault_truncate_and_reset_give_short_bodies() {
     let tmp = tempfile::tempdir().unwrap();
     let up = served_blob(tmp.path());

@@ -195,6 +195,7 @@ impl Http {
             c.mirrors
                 .iter()
                 .map(|m| (m.name.clone(), m.tree(&c.root)))
+                .chain(c.caches.iter().map(|k| (k.name.clone(), k.tree(&c.root))))
                 .collect()
         };
         if mounts(old) == mounts(new) {

@@ -58,6 +58,9 @@ pub enum HttpError {
     PreconditionFailed,
     /// Filesystem error other than the ones above.
     Io(io::Error),
+    /// An edge cache could not answer from upstream (`502`) or refuses (`403`); the message
+    /// names the URL (credentials redacted) and the fault.
+    Upstream { status: StatusCode, message: String },
 }
 
 impl From<PathError> for HttpError {
@@ -93,6 +96,7 @@ impl HttpError {
                 StatusCode::FORBIDDEN
             }
             HttpError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::Upstream { status, .. } => *status,
         }
     }
 
@@ -104,6 +108,7 @@ impl HttpError {
                 tracing::error!("I/O error while serving: {e}");
                 "internal server error".to_string()
             }
+            HttpError::Upstream { message, .. } => message.clone(),
             other => other
                 .status()
                 .canonical_reason()

@@ -16,11 +16,14 @@
 //! 2. **Observe** (`access.rs`): in-flight gauge; when the body ends, the status and bytes
 //!    counters and one combined-log access line.
 //! 3. **Guard** (`guard` below): one valid `Host` in HTTP/1.1 (`400`, RFC 9112 §3.2), only
-//!    GET and HEAD (`405` with `Allow`), request target length (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
-//! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`); everything else is a path.
+//!    GET and HEAD (`405` with `Allow`; POST only under `/-/`, the operations), request target length (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
+//! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`), `POST /-/preheat/<cache>`
+//!    (`cache.rs`); everything else is a path.
 //! 5. **Sanitise** (`path.rs`): decode and check the path into a [`path::SafePath`]
 //!    (`400` for traversal and malformed escapes, `404` for private names).
 //! 6. **Mount**: the first segment picks the mirror (or `/` is the mirror index).
+//!    6b. **Cache**: or an edge cache (`cache.rs`, over [`crate::cache`]): what the cache
+//!    answers (stored, in flight, passed through) becomes the response.
 //! 7. **Open** (`files.rs`): one `openat2(RESOLVE_BENEATH)` relative to the tree (`403` for a
 //!    symlink leaving it), then `fstat` on that handle. A path through a symlink is opened
 //!    again with symlinks allowed and must not resolve to a private name (`404`).
@@ -50,6 +53,7 @@
 //! ```
 
 mod access;
+mod cache;
 mod datetime;
 mod dircache;
 pub mod error;
@@ -93,9 +97,11 @@ pub struct Mount {
 }
 
 /// What the server serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Site {
     mounts: Vec<Mount>,
+    /// Edge caches, each at `/<name>/` (config sites only).
+    caches: Vec<Arc<crate::cache::Cache>>,
     /// `true`: mounts live at `/<name>/` and `/` lists them. `false`: the one mount is at `/`.
     prefixed: bool,
 }
@@ -111,6 +117,15 @@ impl Site {
                 .map(|m| Mount {
                     name: m.name.clone(),
                     tree: m.tree(&config.root),
+                })
+                .collect(),
+            caches: config
+                .caches
+                .iter()
+                .filter_map(|c| {
+                    crate::cache::Cache::new(c, &config.root, &config.sync)
+                        .inspect_err(|e| tracing::error!("cache {}: not served: {e}", c.name))
+                        .ok()
                 })
                 .collect(),
             prefixed: true,
@@ -133,12 +148,25 @@ impl Site {
                 name,
                 tree: root.to_path_buf(),
             }],
+            caches: Vec::new(),
             prefixed: false,
         })
     }
 
     pub fn mounts(&self) -> &[Mount] {
         &self.mounts
+    }
+
+    /// The edge caches served by this site.
+    pub fn caches(&self) -> &[Arc<crate::cache::Cache>] {
+        &self.caches
+    }
+
+    /// The edge cache a sanitised path falls into, and the path inside it.
+    fn resolve_cache(&self, path: &SafePath) -> Option<(&Arc<crate::cache::Cache>, SafePath)> {
+        let first = path.segments().first()?;
+        let cache = self.caches.iter().find(|c| c.name() == first)?;
+        Some((cache, path.skip(1)))
     }
 
     /// Which tree a sanitised path falls into, and the path inside it.
@@ -172,6 +200,7 @@ fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .route("/-/preheat/{cache}", axum::routing::post(cache::preheat))
         .fallback(serve_path)
         .layer(RequestBodyLimitLayer::new(0))
         .layer(TimeoutLayer::with_status_code(
@@ -188,7 +217,9 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     if let Err(why) = check_host(req.version(), req.headers()) {
         return HttpError::BadHost(why).into_response();
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    // POST only for the operations under `/-/` (`-` is a name no mirror or cache may take).
+    let post_op = req.method() == Method::POST && req.uri().path().starts_with("/-/");
+    if req.method() != Method::GET && req.method() != Method::HEAD && !post_op {
         return HttpError::MethodNotAllowed.into_response();
     }
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
@@ -242,6 +273,9 @@ async fn serve_path_inner(
     let json = wants_json(headers);
     if app.site.prefixed && path.segments().is_empty() {
         return Ok(listing_response(head, mirror_index(&app.site, json).await));
+    }
+    if let Some((cache, rel)) = app.site.resolve_cache(&path) {
+        return cache::respond(cache, &app.dircache, head, &rel, headers).await;
     }
     let (mount, rel) = app.site.resolve(&path).ok_or(HttpError::NotFound)?;
     let tree = mount.tree.clone();

@@ -92,6 +92,7 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     .await
     .unwrap_or_default();
     render_mirrors(&mut out, &mirrors);
+    crate::cache::Cache::render_metrics(app.site.caches(), &mut out);
     if let Some(extra) = &app.extra_metrics {
         extra(&mut out);
     }

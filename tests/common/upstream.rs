@@ -42,6 +42,8 @@ pub enum Fault {
     ContentLength(u64),
     /// Drop `Range` and `If-Range` from the request: a full `200` instead of a `206`.
     IgnoreRange,
+    /// Answer `401` unless the request's `Authorization` header is exactly this value.
+    RequireAuth(String),
 }
 
 /// Which request paths a rule applies to (the URL path, starting with `/`).
@@ -280,8 +282,13 @@ async fn inject(State(shared): State<Arc<Shared>>, mut req: Request, next: Next)
     let faults = shared.take_faults(&path);
     let is_head = req.method() == axum::http::Method::HEAD;
 
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let status = faults.iter().find_map(|f| match f {
         Fault::Status(s) => Some(*s),
+        Fault::RequireAuth(want) if authorization.as_deref() != Some(want) => Some(401),
         _ => None,
     });
     let mut resp = if let Some(s) = status {
@@ -331,7 +338,7 @@ fn apply_body_fault(resp: Response, fault: &Fault) -> Response {
             data.chain(stream::once(flush_point()).filter_map(|()| async { None }))
                 .boxed()
         }
-        Fault::Status(_) | Fault::IgnoreRange => data,
+        Fault::Status(_) | Fault::IgnoreRange | Fault::RequireAuth(_) => data,
     };
     // A streamed body has no exact size hint, so hyper frames it with the Content-Length header
     // ServeDir (or ContentLength above) set, and cuts the connection when the body ends early.
