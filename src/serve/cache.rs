@@ -43,7 +43,8 @@ pub(super) async fn respond(
         .map_err(http_error)?;
     let mut resp = match answer {
         Answer::Stored { rel: stored, how } => {
-            let found = files::lookup(cache.tree(), &stored, None, dircache)?;
+            let tree_fd = super::path::open_tree(cache.tree())?;
+            let found = files::lookup(cache.tree(), &tree_fd, &stored, None, dircache)?;
             let Found::File { meta, body } = found else {
                 return Err(HttpError::NotFound);
             };
