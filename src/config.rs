@@ -43,6 +43,8 @@ pub struct Config {
     pub mirrors: Vec<MirrorConfig>,
     /// `debsync daemon`: jitter, retry backoff and each mirror's schedule.
     pub daemon: DaemonConfig,
+    /// `[push]`: the token `POST /-/sync/<mirror>` must carry (`debsync daemon`).
+    pub push: crate::push::PushConfig,
 }
 
 /// The schedule every mirror without a `schedule` key gets: every 6 hours, on the hour
@@ -130,6 +132,12 @@ pub struct SyncConfig {
     /// `timeout_secs`: a drip-feeding upstream cannot hold a run (and its lock) for hours.
     /// 0 disables the check.
     pub min_rate: u64,
+    /// ftpsync's UIPSLEEP: how long to wait when upstream is mid-update (its
+    /// `Archive-Update-in-Progress-*` flag, or a file its Release lists is missing) before
+    /// trying again; doubled per wait.
+    pub upstream_update_wait_secs: u64,
+    /// ftpsync's UIPRETRIES: waits before the run fails (the served tree unchanged).
+    pub upstream_update_retries: u32,
 }
 
 impl Default for SyncConfig {
@@ -142,6 +150,8 @@ impl Default for SyncConfig {
             max_delete: MaxDelete::Percent(10),
             by_hash_generations: 3,
             min_rate: 1024,
+            upstream_update_wait_secs: 1200,
+            upstream_update_retries: 3,
         }
     }
 }
@@ -153,6 +163,10 @@ impl SyncConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn upstream_update_wait(&self) -> Duration {
+        Duration::from_secs(self.upstream_update_wait_secs)
     }
 }
 
@@ -244,6 +258,8 @@ pub struct MirrorConfig {
     /// A flat repository (`deb URL ./`): Release and `Packages` at the upstream root, no
     /// suites or components. Synced as the one suite [`crate::sync::layout::FLAT_SUITE`].
     pub flat: bool,
+    /// Downstream mirrors pushed after every successful run.
+    pub notify: Vec<crate::push::NotifyTarget>,
 }
 
 /// The keys that trim a full mirror. The default is everything Release lists for the chosen
@@ -296,6 +312,8 @@ struct RawConfig {
     #[serde(default)]
     daemon: RawDaemon,
     #[serde(default)]
+    push: crate::push::RawPush,
+    #[serde(default)]
     mirror: Vec<RawMirror>,
 }
 
@@ -326,6 +344,8 @@ struct RawMirror {
     #[serde(default)]
     allow_missing_date: bool,
     schedule: Option<String>,
+    #[serde(default)]
+    notify: Vec<crate::push::RawNotify>,
 }
 
 fn yes() -> bool {
@@ -403,6 +423,21 @@ impl Config {
                 format!("must be at most 100, got {}", sync.retries),
             ));
         }
+        if sync.upstream_update_wait_secs > 86_400 {
+            return Err(invalid(
+                "sync.upstream_update_wait_secs".into(),
+                format!(
+                    "must be at most 86400 (a day), got {}",
+                    sync.upstream_update_wait_secs
+                ),
+            ));
+        }
+        if sync.upstream_update_retries > 100 {
+            return Err(invalid(
+                "sync.upstream_update_retries".into(),
+                format!("must be at most 100, got {}", sync.upstream_update_retries),
+            ));
+        }
         if sync.by_hash_generations == 0 {
             return Err(invalid(
                 "sync.by_hash_generations".into(),
@@ -453,7 +488,8 @@ impl Config {
                     ),
                 ));
             }
-            if matches!(m.name.as_str(), "healthz" | "metrics") {
+            // `-`: the server's namespace of operations (`/-/sync/<mirror>`).
+            if matches!(m.name.as_str(), "healthz" | "metrics" | "-") {
                 return Err(invalid(
                     key("name"),
                     format!("{:?} is reserved for the server's ops endpoints", m.name),
@@ -536,6 +572,15 @@ impl Config {
                 None => default_schedule(),
             };
             schedules.insert(m.name.clone(), schedule);
+            let notify = m
+                .notify
+                .into_iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    crate::push::NotifyTarget::from_raw(n, base)
+                        .map_err(|(k, msg)| invalid(key(&format!("notify[{j}].{k}")), msg))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             mirrors.push(MirrorConfig {
                 name: m.name,
                 upstream,
@@ -554,9 +599,13 @@ impl Config {
                 },
                 allow_missing_date: m.allow_missing_date,
                 flat: m.flat,
+                notify,
             });
         }
+        let push = crate::push::PushConfig::from_raw(raw.push, base)
+            .map_err(|(k, msg)| invalid(format!("push.{k}"), msg))?;
         Ok(Config {
+            push,
             root: base.join(raw.root),
             sync,
             serve: raw.serve,
@@ -685,6 +734,23 @@ keyring = "k.gpg"
                 "daemon.retry_min_secs",
             ),
             (format!("{GOOD}\n[daemon]\njitter = 5\n"), "jitter"),
+            (GOOD.replace("\"debian\"", "\"-\""), "mirror[0].name"),
+            (
+                format!("{GOOD}\n[push]\ntoken_file = \"t\"\ntoken_env = \"T\"\n"),
+                "push.token_file",
+            ),
+            (
+                format!("{GOOD}notify = [{{ url = \"ftp://x/\", token_env = \"T\" }}]\n"),
+                "mirror[0].notify[0].url",
+            ),
+            (
+                format!("{GOOD}notify = [{{ url = \"http://leaf/-/sync/debian\" }}]\n"),
+                "mirror[0].notify[0].token_file",
+            ),
+            (
+                format!("{GOOD}\n[sync]\nupstream_update_retries = 101\n"),
+                "sync.upstream_update_retries",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

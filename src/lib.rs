@@ -11,6 +11,7 @@
 //! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
 //! - [`serve`]: the static HTTP server over the synced trees.
 //! - [`daemon`]: `debsync daemon`, serve and sync in one process on per-mirror cron schedules.
+//! - [`push`]: the mirror network: push tokens, `notify` of downstream mirrors after a run.
 //! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
 //! - [`tree`]: the names of a mirror's tree (live, private, temp), owned in one place.
 //! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
@@ -20,6 +21,7 @@ pub mod check;
 pub mod config;
 pub mod daemon;
 pub(crate) mod fetch;
+pub mod push;
 pub mod serve;
 pub mod status;
 pub mod sync;

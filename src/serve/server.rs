@@ -127,6 +127,7 @@ impl Server {
                 metrics: Metrics::default(),
                 dircache: Default::default(),
                 extra_metrics: None,
+                push: None,
             }),
             tls: None,
         }
@@ -136,6 +137,14 @@ impl Server {
     pub fn with_metrics(mut self, extra: super::ExtraMetrics) -> Server {
         if let Some(app) = Arc::get_mut(&mut self.app) {
             app.extra_metrics = Some(extra);
+        }
+        self
+    }
+
+    /// Takes pushes (`POST /-/sync/<mirror>`) for `target`; without it they answer 404.
+    pub fn with_push(mut self, target: Arc<dyn super::SyncPush>) -> Server {
+        if let Some(app) = Arc::get_mut(&mut self.app) {
+            app.push = Some(target);
         }
         self
     }
