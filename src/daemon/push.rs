@@ -88,3 +88,34 @@ impl SyncPush for Pushes {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A push while idle starts a run; any number during a run leave exactly one more.
+    #[tokio::test(start_paused = true)]
+    async fn pushes_during_a_run_merge_into_one() {
+        let pushes = Pushes::default();
+        assert_eq!(pushes.push("a"), None, "no such mirror");
+        let trigger = pushes.trigger("a");
+        let rung = |t: Arc<Trigger>| async move {
+            tokio::time::timeout(Duration::from_secs(1), t.pushed())
+                .await
+                .is_ok()
+        };
+        assert_eq!(pushes.push("a"), Some(Pushed::Started));
+        assert!(rung(trigger.clone()).await);
+        trigger.set_running(true);
+        for _ in 0..3 {
+            assert_eq!(pushes.push("a"), Some(Pushed::Queued));
+        }
+        trigger.set_running(false);
+        assert!(rung(trigger.clone()).await, "one more run");
+        assert!(!rung(trigger.clone()).await, "and only one");
+        pushes.remove("a");
+        assert_eq!(pushes.push("a"), None);
+    }
+}

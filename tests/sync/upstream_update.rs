@@ -196,3 +196,47 @@ fn when_upstream_stays_mid_update_the_run_fails_and_the_tree_is_unchanged() {
         f.archive.read(&new)
     );
 }
+
+/// `debsync sync` pushes its `notify` targets after a successful run: a busy downstream
+/// (503) is retried until it takes the push (202); one that refuses it (403) is asked once
+/// and logged. The run succeeds either way, and the token is never logged.
+#[test]
+fn notify_retries_a_busy_downstream_and_gives_up_on_a_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let downstream = Upstream::serve(tmp.path());
+    let token = tmp.path().join("leaf-token");
+    std::fs::write(&token, "leaf-secret-9d2\n").unwrap();
+    let target = |path: &str| {
+        format!(
+            "{{ url = \"{}\", token_file = \"{}\" }}",
+            downstream.url(path),
+            token.display()
+        )
+    };
+    let toml = format!(
+        "[[mirror]]\nnotify = [{}, {}]\n",
+        target("-/sync/busy"),
+        target("-/sync/refusing")
+    );
+    let f = Fixture::new(|_| {}, &toml);
+    downstream.add_fault(FaultRule::exact("/-/sync/busy", Fault::Status(503)).times(2));
+    downstream.add_fault(FaultRule::exact("/-/sync/busy", Fault::Status(202)));
+    downstream.add_fault(FaultRule::exact("/-/sync/refusing", Fault::Status(403)));
+    let out = f.sync();
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let busy: Vec<(String, u16)> = downstream
+        .requests_to("/-/sync/busy")
+        .into_iter()
+        .map(|r| (r.method, r.status))
+        .collect();
+    let post = |s: u16| ("POST".to_string(), s);
+    assert_eq!(busy, [post(503), post(503), post(202)]);
+    assert_eq!(downstream.requests_to("/-/sync/refusing").len(), 1);
+    assert!(stderr.contains("sync started (202)"), "{stderr}");
+    assert!(
+        stderr.contains("/-/sync/refusing failed: HTTP 403"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("leaf-secret"), "{stderr}");
+}
