@@ -315,46 +315,20 @@ pub async fn sync_mirror_until(
             upstream_update::check_flag(&ctx).await?;
             run(&ctx, &mut state, &changed, &unchanged, previous_ok, opts).await
         };
-        let gap = match until(&mut stop, attempt).await {
+        let gap = match upstream_update::until(&mut stop, attempt).await {
             Err(e) if e.is_upstream_gap() => e,
             other => break other,
         };
-        let (again_changed, again_unchanged) = match until(&mut stop, fetch_releases(&ctx)).await {
-            Ok(split) => split,
+        match upstream_update::recover(&ctx, &mut waits, &mut stop, gap, &changed, &unchanged).await
+        {
+            Ok(next) => {
+                // After a re-plan, files fetched for the superseded Release may be listed by
+                // no index: cleanup walks the pool instead of diffing the indices.
+                previous_ok &= !next.replanned;
+                (changed, unchanged) = (next.changed, next.unchanged);
+            }
             Err(e) => break Err(e),
-        };
-        let before: Vec<&UpstreamRelease> = changed.iter().chain(&unchanged).collect();
-        let now: Vec<&UpstreamRelease> = again_changed.iter().chain(&again_unchanged).collect();
-        let release_changed = !upstream_update::same_releases(&before, &now);
-        match waits.next(&gap, release_changed) {
-            upstream_update::Next::Replan => {
-                tracing::info!(
-                    "{}: {gap}; upstream's Release changed: re-planning",
-                    mirror.name
-                );
-                // Files fetched for the superseded Release may be listed by no index now:
-                // cleanup walks the pool instead of diffing the indices.
-                previous_ok = false;
-            }
-            upstream_update::Next::Wait(wait) => {
-                tracing::warn!(
-                    "{}: {gap}; upstream looks mid-update: waiting {} s before trying again",
-                    mirror.name,
-                    wait.as_secs()
-                );
-                if until(&mut stop, async {
-                    tokio::time::sleep(wait).await;
-                    Ok(())
-                })
-                .await
-                .is_err()
-                {
-                    break Err(SyncError::Interrupted);
-                }
-            }
-            upstream_update::Next::GiveUp(e) => break Err(e),
         }
-        (changed, unchanged) = (again_changed, again_unchanged);
     };
     // Staging holds either half-built generations (failure) or swapped-out old ones.
     let staging = generation::staging_root(&tree);
@@ -419,17 +393,6 @@ async fn fetch_releases(
         }
     }
     Ok((changed, unchanged))
-}
-
-/// `fut`, unless `stop` resolves first: then `Err(Interrupted)`.
-async fn until<T>(
-    stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    fut: impl std::future::Future<Output = Result<T, SyncError>>,
-) -> Result<T, SyncError> {
-    tokio::select! {
-        r = fut => r,
-        () = stop.as_mut() => Err(SyncError::Interrupted),
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM (never, if the handlers cannot be installed).

@@ -14,6 +14,8 @@
 //!
 //! The flag is looked for only when a Release changed: a no-op run costs no extra request.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use super::generation::UpstreamRelease;
@@ -65,6 +67,62 @@ pub(crate) async fn check_flag(ctx: &Ctx<'_>) -> Result<(), SyncError> {
             Ok(())
         }
     }
+}
+
+/// `fut`, unless `stop` resolves first: then `Err(Interrupted)`.
+pub(crate) async fn until<T>(
+    stop: &mut Pin<&mut impl Future<Output = ()>>,
+    fut: impl Future<Output = Result<T, SyncError>>,
+) -> Result<T, SyncError> {
+    tokio::select! {
+        r = fut => r,
+        () = stop.as_mut() => Err(SyncError::Interrupted),
+    }
+}
+
+/// The Release files to plan the next attempt with.
+pub(crate) struct NextAttempt {
+    pub changed: Vec<UpstreamRelease>,
+    pub unchanged: Vec<UpstreamRelease>,
+    /// Upstream published a new Release since the last attempt.
+    pub replanned: bool,
+}
+
+/// Step 3 after `gap`: fetch the Release files again, then re-plan at once, or wait and try
+/// again, or give up (`Err`).
+pub(crate) async fn recover(
+    ctx: &Ctx<'_>,
+    waits: &mut Waits,
+    stop: &mut Pin<&mut impl Future<Output = ()>>,
+    gap: SyncError,
+    changed: &[UpstreamRelease],
+    unchanged: &[UpstreamRelease],
+) -> Result<NextAttempt, SyncError> {
+    let (again_changed, again_unchanged) = until(stop, super::fetch_releases(ctx)).await?;
+    let before: Vec<&UpstreamRelease> = changed.iter().chain(unchanged).collect();
+    let now: Vec<&UpstreamRelease> = again_changed.iter().chain(&again_unchanged).collect();
+    let replanned = !same_releases(&before, &now);
+    let name = &ctx.mirror.name;
+    match waits.next(&gap, replanned) {
+        Next::Replan => tracing::info!("{name}: {gap}; upstream's Release changed: re-planning"),
+        Next::Wait(wait) => {
+            tracing::warn!(
+                "{name}: {gap}; upstream looks mid-update: waiting {} s before trying again",
+                wait.as_secs()
+            );
+            until(stop, async {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            })
+            .await?;
+        }
+        Next::GiveUp(e) => return Err(e),
+    }
+    Ok(NextAttempt {
+        changed: again_changed,
+        unchanged: again_unchanged,
+        replanned,
+    })
 }
 
 /// Whether two fetches of every suite's Release files got the same bytes.
