@@ -183,11 +183,16 @@ fn three_tiers_upstream_hub_leaf() {
     s.archive
         .add_package("newpkg", "2.0", "amd64", "main", &noise("newpkg", 4096));
     s.archive.build();
+    let pushed = Instant::now();
     assert_eq!(
         post(&hub.addr, "/-/sync/debian", Some("Bearer hub-secret")).0,
         202
     );
     wait_serves(&leaf, &s.inrelease());
+    eprintln!(
+        "push to the hub → leaf serving the change: {:?}",
+        pushed.elapsed()
+    );
     assert!(hub.log().contains("pushed http://"), "{}", hub.log());
     let (_, hierarchy) = leaf.get("/debian/project/trace/_hierarchy");
     let hierarchy = String::from_utf8_lossy(&hierarchy).into_owned();
