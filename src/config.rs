@@ -45,6 +45,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `[[cache]]`: verified pull-through caches served beside the mirrors.
     pub caches: Vec<crate::cache::CacheConfig>,
+    /// `[push]`: the token `POST /-/sync/<mirror>` must carry (`debsync daemon`).
+    pub push: crate::push::PushConfig,
 }
 
 /// The schedule every mirror without a `schedule` key gets: every 6 hours, on the hour
@@ -132,6 +134,12 @@ pub struct SyncConfig {
     /// `timeout_secs`: a drip-feeding upstream cannot hold a run (and its lock) for hours.
     /// 0 disables the check.
     pub min_rate: u64,
+    /// ftpsync's UIPSLEEP: how long to wait when upstream is mid-update (its
+    /// `Archive-Update-in-Progress-*` flag, or a file its Release lists is missing) before
+    /// trying again; doubled per wait.
+    pub upstream_update_wait_secs: u64,
+    /// ftpsync's UIPRETRIES: waits before the run fails (the served tree unchanged).
+    pub upstream_update_retries: u32,
 }
 
 impl Default for SyncConfig {
@@ -144,6 +152,8 @@ impl Default for SyncConfig {
             max_delete: MaxDelete::Percent(10),
             by_hash_generations: 3,
             min_rate: 1024,
+            upstream_update_wait_secs: 1200,
+            upstream_update_retries: 3,
         }
     }
 }
@@ -155,6 +165,10 @@ impl SyncConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn upstream_update_wait(&self) -> Duration {
+        Duration::from_secs(self.upstream_update_wait_secs)
     }
 }
 
@@ -246,6 +260,8 @@ pub struct MirrorConfig {
     /// A flat repository (`deb URL ./`): Release and `Packages` at the upstream root, no
     /// suites or components. Synced as the one suite [`crate::sync::layout::FLAT_SUITE`].
     pub flat: bool,
+    /// Downstream mirrors pushed after every successful run.
+    pub notify: Vec<crate::push::NotifyTarget>,
 }
 
 /// The keys that trim a full mirror. The default is everything Release lists for the chosen
@@ -298,6 +314,8 @@ struct RawConfig {
     #[serde(default)]
     daemon: RawDaemon,
     #[serde(default)]
+    push: crate::push::RawPush,
+    #[serde(default)]
     mirror: Vec<RawMirror>,
     #[serde(default)]
     cache: Vec<crate::cache::config::RawCache>,
@@ -330,6 +348,8 @@ struct RawMirror {
     #[serde(default)]
     allow_missing_date: bool,
     schedule: Option<String>,
+    #[serde(default)]
+    notify: Vec<crate::push::RawNotify>,
 }
 
 fn yes() -> bool {
@@ -407,6 +427,21 @@ impl Config {
                 format!("must be at most 100, got {}", sync.retries),
             ));
         }
+        if sync.upstream_update_wait_secs > 86_400 {
+            return Err(invalid(
+                "sync.upstream_update_wait_secs".into(),
+                format!(
+                    "must be at most 86400 (a day), got {}",
+                    sync.upstream_update_wait_secs
+                ),
+            ));
+        }
+        if sync.upstream_update_retries > 100 {
+            return Err(invalid(
+                "sync.upstream_update_retries".into(),
+                format!("must be at most 100, got {}", sync.upstream_update_retries),
+            ));
+        }
         if sync.by_hash_generations == 0 {
             return Err(invalid(
                 "sync.by_hash_generations".into(),
@@ -457,6 +492,7 @@ impl Config {
                     ),
                 ));
             }
+            // `-`: the server's namespace of operations (`/-/sync/<mirror>`, `/-/preheat/<cache>`).
             if RESERVED_NAMES.contains(&m.name.as_str()) {
                 return Err(invalid(
                     key("name"),
@@ -524,6 +560,15 @@ impl Config {
                 None => default_schedule(),
             };
             schedules.insert(m.name.clone(), schedule);
+            let notify = m
+                .notify
+                .into_iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    crate::push::NotifyTarget::from_raw(n, base)
+                        .map_err(|(k, msg)| invalid(key(&format!("notify[{j}].{k}")), msg))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             mirrors.push(MirrorConfig {
                 name: m.name,
                 upstream,
@@ -542,11 +587,15 @@ impl Config {
                 },
                 allow_missing_date: m.allow_missing_date,
                 flat: m.flat,
+                notify,
             });
         }
         let caches = crate::cache::config::validate(raw.cache, &mirrors, base, &invalid)?;
+        let push = crate::push::PushConfig::from_raw(raw.push, base)
+            .map_err(|(k, msg)| invalid(format!("push.{k}"), msg))?;
         Ok(Config {
             caches,
+            push,
             root: base.join(raw.root),
             sync,
             serve: raw.serve,
@@ -695,6 +744,23 @@ keyring = "k.gpg"
                 "daemon.retry_min_secs",
             ),
             (format!("{GOOD}\n[daemon]\njitter = 5\n"), "jitter"),
+            (GOOD.replace("\"debian\"", "\"-\""), "mirror[0].name"),
+            (
+                format!("{GOOD}\n[push]\ntoken_file = \"t\"\ntoken_env = \"T\"\n"),
+                "push.token_file",
+            ),
+            (
+                format!("{GOOD}notify = [{{ url = \"ftp://x/\", token_env = \"T\" }}]\n"),
+                "mirror[0].notify[0].url",
+            ),
+            (
+                format!("{GOOD}notify = [{{ url = \"http://leaf/-/sync/debian\" }}]\n"),
+                "mirror[0].notify[0].token_file",
+            ),
+            (
+                format!("{GOOD}\n[sync]\nupstream_update_retries = 101\n"),
+                "sync.upstream_update_retries",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();

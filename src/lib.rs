@@ -12,6 +12,7 @@
 //! - [`serve`]: the static HTTP server over the synced trees (and the edge caches).
 //! - [`cache`]: the verified pull-through edge cache (`[[cache]]`), served beside the mirrors.
 //! - [`daemon`]: `debsync daemon`, serve and sync in one process on per-mirror cron schedules.
+//! - [`push`]: the mirror network: push tokens, `notify` of downstream mirrors after a run.
 //! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
 //! - [`tree`]: the names of a mirror's tree (live, private, temp), owned in one place.
 //! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
@@ -22,6 +23,7 @@ pub mod check;
 pub mod config;
 pub mod daemon;
 pub(crate) mod fetch;
+pub mod push;
 pub mod serve;
 pub mod status;
 pub mod sync;

@@ -7,11 +7,12 @@
 //! - `.debsync/`: private: `state.json`, `staging/`, `manifests/`, `waiting/`, and
 //!   `schedule.json` while `debsync daemon` runs; in an edge cache's tree `cache/` (the
 //!   upstream validators of each cached InRelease).
-//! - `Archive-Update-in-Progress-<host>`: the run lock (ftpsync's name).
+//! - `Archive-Update-in-Progress-<host>`: the run lock (ftpsync's name). Served, as ftpsync's
+//!   is: a downstream mirror that sees it knows we are mid-update and waits.
 //! - `.<file>.debsync-tmp` (a download in progress) and `.<file>.debsync-next` (a replacement
 //!   waiting for the swap), beside their final names.
 //!
-//! Private: every name starting with `.`, and ftpsync's flag files.
+//! Private: every name starting with `.`.
 
 use std::path::{Path, PathBuf};
 
@@ -90,10 +91,16 @@ pub(crate) fn is_flag_name(name: &str) -> bool {
     name.starts_with(FLAG_PREFIX)
 }
 
-/// A name no client may reach or see listed: hidden (`.…`: state, temp and pending files) or
-/// the run lock.
+/// A name no client may reach or see listed: hidden (`.…`: state, temp and pending files).
+/// The run lock is public: downstream mirrors look for it (see [`mentions_update_flag`]).
 pub(crate) fn is_private_name(name: &str) -> bool {
-    name.starts_with('.') || name.starts_with(LOCK_PREFIX)
+    name.starts_with('.')
+}
+
+/// Whether a listing of an upstream's top directory (an HTML autoindex, or debsync's JSON)
+/// names an `Archive-Update-in-Progress-*` flag: upstream is mid-update.
+pub(crate) fn mentions_update_flag(listing: &str) -> bool {
+    listing.contains(LOCK_PREFIX)
 }
 
 /// `dir/.name.debsync-tmp`: where a download goes until its hash checks out.
@@ -141,14 +148,16 @@ mod tests {
         assert!(!is_temp_name("b.deb.debsync-tmp"));
         assert_eq!(state_file(t), t.join(".debsync/state.json"));
         assert_eq!(suite_dir(t, "stable"), t.join("dists/stable"));
-        for private in [
-            ".debsync",
-            ".x.deb.debsync-tmp",
-            "Archive-Update-in-Progress-host",
-        ] {
+        for private in [".debsync", ".x.deb.debsync-tmp"] {
             assert!(is_private_name(private), "{private}");
         }
-        assert!(!is_private_name("pool") && !is_private_name("Archive-Update-Required-x"));
+        for public in ["pool", "Archive-Update-Required-x", &lock_name("host")] {
+            assert!(!is_private_name(public), "{public}");
+        }
+        assert!(mentions_update_flag(
+            "<a href=\"Archive-Update-in-Progress-hub\">Archive-Update-in-Progress-hub</a>"
+        ));
+        assert!(!mentions_update_flag("<a href=\"dists/\">dists/</a>"));
         assert!(is_flag_name("Archive-Update-Required-x") && is_flag_name(&lock_name("h")));
     }
 }

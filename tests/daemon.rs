@@ -409,3 +409,6 @@ fn serve_survives_sighup() {
     let status = serve.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
+
+#[path = "daemon/network.rs"]
+mod network;

@@ -12,6 +12,8 @@
 //!   and an upstream update end to end.
 //! - `client`: the real apt against `debsync serve` of the mirror, and `debsync verify`.
 //! - `flat`: flat repositories (`deb URL ./`), end to end, apt included.
+//! - `upstream_update`: upstream mid-update: re-plan on a new Release, wait out its flag or a
+//!   missing file, fail cleanly when it stays so.
 
 mod common;
 
@@ -34,3 +36,5 @@ mod ops;
 mod pool;
 #[path = "sync/release.rs"]
 mod release;
+#[path = "sync/upstream_update.rs"]
+mod upstream_update;

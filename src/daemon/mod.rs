@@ -5,14 +5,17 @@
 //!   run, failures in a row, jitter sample); table-tested without a clock.
 //! - [`scheduler`]: one task per mirror (plan → sleep → sync → repeat), so one mirror never
 //!   runs twice at once; reload and stop.
+//! - [`push`]: pushes (`POST /-/sync/<mirror>`) into the mirror tasks: "sync now", merged
+//!   per run.
 //! - [`stats`]: the schedule's figures for `/metrics` and `.debsync/schedule.json` (read by
 //!   `debsync status`).
 //! - This file: the process. Signals are installed before the address is announced; then
 //!
 //!   1. **serve**: the server of `debsync serve` over the config's mirrors, with the daemon's
 //!      samples appended to its `/metrics`;
-//!   2. **schedule**: the mirror tasks;
-//!   3. **SIGHUP**: read the config again. A bad one is one error line and changes nothing.
+//!   2. **schedule**: the mirror tasks, which also wake on a push (`[push]` token read now);
+//!   3. **SIGHUP**: read the config again (and the push token). A bad one is one error line
+//!      and changes nothing.
 //!      A good one goes to the scheduler; if the set of mirrors changed, a new server
 //!      generation starts accepting on the same socket and the old one drains its
 //!      connections (a download in flight finishes);
@@ -24,6 +27,7 @@
 //! of the process are the daemon's, and a sync must not see a SIGHUP or race the daemon for a
 //! SIGTERM.
 
+pub mod push;
 pub mod schedule;
 pub mod scheduler;
 pub mod stats;
@@ -38,6 +42,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::serve::{self, Limits, ServeError, Server, Site};
+use push::Pushes;
 use scheduler::{Clock, Scheduler, SyncRunner};
 use stats::Stats;
 
@@ -54,13 +59,16 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
     let socket = listener.into_std()?;
     let stats = Arc::new(Stats::default());
-    let mut http = Http::start(socket, &config, stats.clone())?;
+    let pushes = Arc::new(Pushes::default());
+    pushes.set_token(push_token(config_path, &config)?);
+    let mut http = Http::start(socket, &config, stats.clone(), pushes.clone())?;
     println!("listening on http://{addr}");
     let mut scheduler = Scheduler::start(
         config.clone(),
         Arc::new(SyncRunner),
         Clock::System,
         stats.clone(),
+        pushes.clone(),
     );
     tracing::info!(
         "daemon: {} mirror(s) scheduled: {}",
@@ -69,8 +77,10 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
     );
     let mut running = config;
     while let Event::Reload = signals.next().await {
-        let new = match Config::load(config_path) {
-            Ok(c) => Arc::new(c),
+        let loaded = Config::load(config_path)
+            .and_then(|c| push_token(config_path, &c).map(|token| (Arc::new(c), token)));
+        let (new, token) = match loaded {
+            Ok(both) => both,
             Err(e) => {
                 tracing::error!("SIGHUP: keeping the running config: {e}");
                 continue;
@@ -82,12 +92,13 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
                 new.serve.listen
             );
         }
-        if let Err(e) = http.reload(&running, &new, stats.clone()) {
+        if let Err(e) = http.reload(&running, &new, stats.clone(), pushes.clone()) {
             tracing::error!(
                 "SIGHUP: cannot serve the new mirrors, keeping the running config: {e}"
             );
             continue;
         }
+        pushes.set_token(token);
         let (added, removed) = scheduler.reload(new.clone());
         tracing::info!(
             "SIGHUP: reloaded {}: {} mirror(s); added [{}], removed [{}]",
@@ -108,6 +119,24 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
         tracing::warn!("stop grace period ({STOP_GRACE:?}) over; exiting anyway");
     }
     Ok(())
+}
+
+/// The `[push]` token, read now; an unreadable one is a config error naming its source.
+fn push_token(
+    config_path: &Path,
+    config: &Config,
+) -> Result<Option<crate::push::Token>, crate::config::ConfigError> {
+    let Some(source) = &config.push.token else {
+        return Ok(None);
+    };
+    source
+        .read()
+        .map(Some)
+        .map_err(|message| crate::config::ConfigError::Invalid {
+            path: config_path.to_path_buf(),
+            key: "push".into(),
+            message,
+        })
 }
 
 enum Event {
@@ -159,8 +188,9 @@ impl Http {
         socket: std::net::TcpListener,
         config: &Config,
         stats: Arc<Stats>,
+        pushes: Arc<Pushes>,
     ) -> std::io::Result<Http> {
-        let current = Self::generation(&socket, config, stats)?;
+        let current = Self::generation(&socket, config, stats, pushes)?;
         Ok(Http {
             socket,
             current,
@@ -172,6 +202,7 @@ impl Http {
         socket: &std::net::TcpListener,
         config: &Config,
         stats: Arc<Stats>,
+        pushes: Arc<Pushes>,
     ) -> std::io::Result<Generation> {
         let listener = tokio::net::TcpListener::from_std(socket.try_clone()?)?;
         // A generation replaced by a reload drains for as long as its downloads take; the
@@ -181,7 +212,8 @@ impl Http {
             ..Limits::default()
         };
         let server = Server::new(Site::from_config(config), limits)
-            .with_metrics(Arc::new(move |out: &mut String| stats.render(out)));
+            .with_metrics(Arc::new(move |out: &mut String| stats.render(out)))
+            .with_push(pushes);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(listener, async move {
             let _ = stopped.await;
@@ -190,7 +222,13 @@ impl Http {
     }
 
     /// A new generation when the served mirrors changed; the old one drains.
-    fn reload(&mut self, old: &Config, new: &Config, stats: Arc<Stats>) -> std::io::Result<()> {
+    fn reload(
+        &mut self,
+        old: &Config,
+        new: &Config,
+        stats: Arc<Stats>,
+        pushes: Arc<Pushes>,
+    ) -> std::io::Result<()> {
         let mounts = |c: &Config| -> Vec<(String, std::path::PathBuf)> {
             c.mirrors
                 .iter()
@@ -201,7 +239,7 @@ impl Http {
         if mounts(old) == mounts(new) {
             return Ok(());
         }
-        let next = Self::generation(&self.socket, new, stats)?;
+        let next = Self::generation(&self.socket, new, stats, pushes)?;
         let old = std::mem::replace(&mut self.current, next);
         let _ = old.stop.send(());
         self.draining.retain(|t| !t.is_finished());

@@ -1,5 +1,6 @@
 //! One task per mirror: plan the next run ([`schedule::next_run`]), sleep until then, run the
-//! sync, repeat. One task per mirror is what makes two runs of one mirror at once impossible
+//! sync, repeat; a push ([`super::push`]) wakes the task at once, and a push during a run makes
+//! it loop once more. One task per mirror is what makes two runs of one mirror at once impossible
 //! inside the daemon; the sync's own run lock covers a `debsync sync` started beside it (the
 //! daemon's run then ends as `skipped`, and the mirror waits for its next firing).
 //!
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::push::{Pushes, Trigger};
 use super::schedule::{self, Policy};
 use super::stats::{RunKind, ScheduleFile, Stats};
 use crate::config::Config;
@@ -159,15 +161,17 @@ pub struct Scheduler {
     runner: Arc<dyn Runner>,
     clock: Clock,
     stats: Arc<Stats>,
+    pushes: Arc<Pushes>,
 }
 
 impl Scheduler {
-    /// Starts a task for every mirror of `config`.
+    /// Starts a task for every mirror of `config`; pushes for them arrive through `pushes`.
     pub fn start(
         config: Arc<Config>,
         runner: Arc<dyn Runner>,
         clock: Clock,
         stats: Arc<Stats>,
+        pushes: Arc<Pushes>,
     ) -> Scheduler {
         let (stop, _) = watch::channel(false);
         let mut s = Scheduler {
@@ -177,6 +181,7 @@ impl Scheduler {
             runner,
             clock,
             stats,
+            pushes,
         };
         s.reload(config);
         s
@@ -203,6 +208,7 @@ impl Scheduler {
                 self.retired.push(task.handle);
             }
             self.stats.remove(name);
+            self.pushes.remove(name);
         }
         self.retired.retain(|h| !h.is_finished());
         let mut added = Vec::new();
@@ -223,6 +229,7 @@ impl Scheduler {
                 stats: self.stats.clone(),
                 last,
                 failures: 0,
+                trigger: self.pushes.trigger(&m.name),
             };
             let handle = tokio::spawn(task.run());
             self.tasks
@@ -260,6 +267,7 @@ struct MirrorLoop {
     /// When the last run (or skipped firing) started; `None`: run at once.
     last: Option<DateTime<Utc>>,
     failures: u32,
+    trigger: Arc<Trigger>,
 }
 
 impl MirrorLoop {
@@ -309,7 +317,8 @@ impl MirrorLoop {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let trigger = self.trigger.clone();
+            let pushed = tokio::select! {
                 biased;
                 _ = self.stop.wait_for(|s| *s) => break,
                 changed = self.config.changed() => {
@@ -318,8 +327,9 @@ impl MirrorLoop {
                     }
                     continue; // re-plan with the new config
                 }
-                () = sleep => {}
-            }
+                () = trigger.pushed() => true,
+                () = sleep => false,
+            };
             let start = self.clock.now();
             self.last = Some(start);
             jitter = crate::fetch::jitter();
@@ -335,11 +345,17 @@ impl MirrorLoop {
             let stop: BoxFuture<()> = Box::pin(async move {
                 let _ = stop.wait_for(|s| *s).await;
             });
+            self.trigger.set_running(true);
             let kind = self
                 .runner
                 .run(config.clone(), self.name.clone(), stop)
                 .await;
+            self.trigger.set_running(false);
             self.stats.finished(&self.name, kind);
+            if pushed && kind == RunKind::Skipped {
+                // A `debsync sync` holds the lock: the push is not lost, it waits for it.
+                self.repush_after(policy.backoff(1));
+            }
             match kind {
                 RunKind::Ok => self.failures = 0,
                 RunKind::Failed => {
@@ -357,6 +373,17 @@ impl MirrorLoop {
         if let Some(tree) = tree {
             ScheduleFile::remove(&tree);
         }
+    }
+
+    /// Rings the trigger again after `delay` (unless the daemon stops first).
+    fn repush_after(&self, delay: Duration) {
+        let (trigger, mut stop) = (self.trigger.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => {}
+                () = tokio::time::sleep(delay) => trigger.ring(),
+            }
+        });
     }
 }
 
@@ -450,7 +477,13 @@ mod tests {
 
     fn scheduler(config: Arc<Config>, runner: &Arc<Script>) -> (Scheduler, Arc<Stats>) {
         let stats = Arc::new(Stats::default());
-        let s = Scheduler::start(config, runner.clone(), runner.clock, stats.clone());
+        let s = Scheduler::start(
+            config,
+            runner.clone(),
+            runner.clock,
+            stats.clone(),
+            Arc::default(),
+        );
         (s, stats)
     }
 

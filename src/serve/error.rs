@@ -56,6 +56,10 @@ pub enum HttpError {
     RangeNotSatisfiable { len: u64 },
     /// `If-Match` / `If-Unmodified-Since` failed.
     PreconditionFailed,
+    /// A push without `Authorization: Bearer …`.
+    Unauthorized,
+    /// A push with the wrong token.
+    Forbidden,
     /// Filesystem error other than the ones above.
     Io(io::Error),
     /// An edge cache could not answer from upstream (`502`) or refuses (`403`); the message
@@ -87,7 +91,10 @@ impl HttpError {
         match self {
             HttpError::BadPath(_) | HttpError::BadHost(_) => StatusCode::BAD_REQUEST,
             HttpError::Hidden | HttpError::NotFound => StatusCode::NOT_FOUND,
-            HttpError::Escapes | HttpError::NotServable => StatusCode::FORBIDDEN,
+            HttpError::Escapes | HttpError::NotServable | HttpError::Forbidden => {
+                StatusCode::FORBIDDEN
+            }
+            HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
             HttpError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -131,6 +138,12 @@ impl IntoResponse for HttpError {
         match self {
             HttpError::MethodNotAllowed => {
                 h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            HttpError::Unauthorized => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"debsync\""),
+                );
             }
             HttpError::RangeNotSatisfiable { len } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {

@@ -16,9 +16,10 @@
 //! 2. **Observe** (`access.rs`): in-flight gauge; when the body ends, the status and bytes
 //!    counters and one combined-log access line.
 //! 3. **Guard** (`guard` below): one valid `Host` in HTTP/1.1 (`400`, RFC 9112 §3.2), only
-//!    GET and HEAD (`405` with `Allow`; POST only under `/-/`, the operations), request target length (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
-//! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`), `POST /-/preheat/<cache>`
-//!    (`cache.rs`); everything else is a path.
+//!    GET and HEAD (`405` with `Allow`) except `POST` under `/-/`, request target length
+//!    (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
+//! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`), `POST /-/sync/<mirror>` (`push.rs`),
+//!    `POST /-/preheat/<cache>` (`cache.rs`); everything else is a path.
 //! 5. **Sanitise** (`path.rs`): decode and check the path into a [`path::SafePath`]
 //!    (`400` for traversal and malformed escapes, `404` for private names).
 //! 6. **Mount**: the first segment picks the mirror (or `/` is the mirror index).
@@ -64,6 +65,7 @@ mod listing;
 mod metrics;
 mod ops;
 pub mod path;
+mod push;
 mod server;
 mod tls;
 
@@ -81,6 +83,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{HttpError, ServeError};
+pub use push::{Pushed, SyncPush};
 pub use server::{Limits, Server, bind, shutdown_signal};
 
 use crate::config::Config;
@@ -190,6 +193,8 @@ pub struct App {
     hot: handles::HotFiles,
     /// More samples for `/metrics` from the embedding process (`debsync daemon`).
     extra_metrics: Option<ExtraMetrics>,
+    /// Where pushes go (`debsync daemon`); `None`: `/-/sync/…` is 404.
+    push: Option<Arc<dyn SyncPush>>,
 }
 
 /// Appends Prometheus text samples to a `/metrics` response.
@@ -201,6 +206,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/-/preheat/{cache}", axum::routing::post(cache::preheat))
+        .route(OPS_SYNC, axum::routing::post(push::sync))
         .fallback(serve_path)
         .layer(RequestBodyLimitLayer::new(0))
         .layer(TimeoutLayer::with_status_code(
@@ -212,14 +218,19 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The namespace of operations that may change something: `-` is no mirror name.
+const OPS_PREFIX: &str = "/-/";
+
+/// A push: `POST /-/sync/<mirror>`.
+const OPS_SYNC: &str = "/-/sync/{mirror}";
+
 /// Step 3: `Host`, method and request-target limits, before any routing.
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if let Err(why) = check_host(req.version(), req.headers()) {
         return HttpError::BadHost(why).into_response();
     }
-    // POST only for the operations under `/-/` (`-` is a name no mirror or cache may take).
-    let post_op = req.method() == Method::POST && req.uri().path().starts_with("/-/");
-    if req.method() != Method::GET && req.method() != Method::HEAD && !post_op {
+    let ops_post = req.method() == Method::POST && req.uri().path().starts_with(OPS_PREFIX);
+    if req.method() != Method::GET && req.method() != Method::HEAD && !ops_post {
         return HttpError::MethodNotAllowed.into_response();
     }
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());

@@ -4,7 +4,7 @@
 //! 1. [`SafePath::parse`] turns the raw, still percent-encoded request path into a list of
 //!    decoded segments. It refuses `..` segments (encoded or not), backslashes, NUL and
 //!    invalid escapes outright instead of normalising them, and reports private names (any
-//!    segment starting with `.`, `Archive-Update-in-Progress-*`) as not found. Empty and `.`
+//!    segment starting with `.`) as not found. Empty and `.`
 //!    segments collapse: apt asks a flat repository (`deb URL ./`) for `URL/./InRelease`, and
 //!    a redirect built from a `SafePath` can never become `//host`.
 //! 2. [`open_beneath`] opens the relative path under a tree with `openat2(RESOLVE_BENEATH)`, so
@@ -28,8 +28,8 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::tree;
 
-/// A file name that is never listed nor served: dot files (`.debsync/`, `.x.debsync-tmp`) and
-/// the sync lock. The rule is the tree's (`crate::tree`), shared with the sync that writes them.
+/// A file name that is never listed nor served: dot files (`.debsync/`, `.x.debsync-tmp`).
+/// The sync lock (`Archive-Update-in-Progress-<host>`) is served, as ftpsync's is. The rule is the tree's (`crate::tree`), shared with the sync that writes them.
 pub fn is_private(name: &str) -> bool {
     tree::is_private_name(name)
 }
@@ -492,7 +492,6 @@ mod tests {
         hidden!("/debian/.debsync/staging/x");
         hidden!("/debian/pool/.x.deb.debsync-tmp");
         hidden!("/debian/%2Edebsync/");
-        hidden!("/debian/Archive-Update-in-Progress-host");
         hidden!("/.git");
     }
 
@@ -514,7 +513,7 @@ mod tests {
             ("", false),
             (".debsync", false),
             (".x.deb.debsync-tmp", false),
-            ("Archive-Update-in-Progress-host", false),
+            ("Archive-Update-in-Progress-host", true),
         ] {
             assert_eq!(is_listable(name), listable, "{name:?}");
             let fetchable = SafePath::parse(&format!("/{}", encode_segment(name)))
@@ -600,8 +599,8 @@ mod tests {
         assert_eq!(encode_segment("<a \"b\">\n"), "%3Ca%20%22b%22%3E%0A");
     }
 
-    /// Links to private names, into private directories and to the lock file resolve to
-    /// "not found"; links between public names keep working. The temp dir above the tree is
+    /// Links to private names and into private directories resolve to "not found" (the lock
+    /// file is public); links between public names keep working. The temp dir above the tree is
     /// itself a dot name (`/tmp/.tmpXXXX`): only components inside the tree count.
     #[test]
     fn open_beneath_refuses_links_to_private_names() {
@@ -639,10 +638,10 @@ mod tests {
             ("pool/private", false),
             ("pool/private/state.json", false),
             ("alias/private/state.json", false),
-            ("pool/lock", false),
+            ("pool/lock", true),
             ("pool/tmp", false),
             (".debsync/state.json", false),
-            ("Archive-Update-in-Progress-h", false),
+            ("Archive-Update-in-Progress-h", true),
         ] {
             let rel = Path::new(rel);
             for mode in [OpenMode::Read, OpenMode::Stat] {

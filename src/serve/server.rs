@@ -129,6 +129,7 @@ impl Server {
                 anchors: Default::default(),
                 hot: Default::default(),
                 extra_metrics: None,
+                push: None,
             }),
             tls: None,
         }
@@ -138,6 +139,14 @@ impl Server {
     pub fn with_metrics(mut self, extra: super::ExtraMetrics) -> Server {
         if let Some(app) = Arc::get_mut(&mut self.app) {
             app.extra_metrics = Some(extra);
+        }
+        self
+    }
+
+    /// Takes pushes (`POST /-/sync/<mirror>`) for `target`; without it they answer 404.
+    pub fn with_push(mut self, target: Arc<dyn super::SyncPush>) -> Server {
+        if let Some(app) = Arc::get_mut(&mut self.app) {
+            app.push = Some(target);
         }
         self
     }

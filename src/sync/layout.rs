@@ -159,6 +159,7 @@ mod tests {
             select: crate::config::Selection::default(),
             allow_missing_date: false,
             flat,
+            notify: vec![],
         }
     }
 

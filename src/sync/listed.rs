@@ -181,9 +181,8 @@ async fn stage_one(
     let url = ctx.suite_url(suite, l.path.as_str());
     match ctx.fetcher.download(&url, &dest, want).await {
         Ok(()) => Ok(()),
-        Err(FetchError::NotFound { .. }) => Err(SyncError::Index {
+        Err(FetchError::NotFound { .. }) => Err(SyncError::ListedMissing {
             file: format!("dists/{suite}/{}", l.path),
-            detail: "listed by a verified index, but upstream does not serve it (404)".into(),
         }),
         Err(e) => Err(e.into()),
     }
@@ -222,6 +221,7 @@ mod tests {
             select: crate::config::Selection::default(),
             allow_missing_date: false,
             flat: false,
+            notify: vec![],
         };
         let mut r = r.clone();
         r.files.push(FileRef {

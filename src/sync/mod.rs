@@ -16,6 +16,12 @@
 //! 6. **cleanup**: delete what no live index references, within `max_delete` ([`cleanup`]).
 //!    Delete last, because until the swap the old indices still name those files.
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
+//! 8. **notify**: with the lock released (downstream mirrors wait while it is up), push the
+//!    mirror's `notify` targets ([`crate::push`]).
+//!
+//! Upstream itself may be mid-update: a run with work to do looks for its update flag first,
+//! and a file its Release lists that it does not serve makes the run fetch the Release again
+//! and re-plan, or wait and retry ([`upstream_update`]).
 
 pub(crate) mod cleanup;
 pub(crate) mod generation;
@@ -30,6 +36,7 @@ pub(crate) mod progress;
 pub(crate) mod state;
 pub(crate) mod swap;
 pub(crate) mod trace;
+pub(crate) mod upstream_update;
 
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -80,6 +87,12 @@ pub enum SyncError {
     MissingIndex { what: String },
     #[error("{file}: {detail}")]
     Index { file: String, detail: String },
+    #[error("{file}: listed by a verified index, but upstream does not serve it (404)")]
+    ListedMissing { file: String },
+    #[error("{url}: upstream shows an Archive-Update-in-Progress flag (it is mid-update)")]
+    UpstreamFlag { url: String },
+    #[error("upstream is mid-update: {detail}; the served tree is unchanged")]
+    UpstreamUpdating { detail: String },
     #[error("{} pool file(s) failed; the new indices were not published. First: {}", .0.len(), first_errors(.0))]
     Pool(Vec<FetchError>),
     #[error(
@@ -255,7 +268,7 @@ pub async fn sync_mirror_until(
     std::fs::create_dir_all(&tree).map_err(io_err(&tree))?;
     let host = hostname();
     // 1. lock
-    let _lock = lock::RunLock::acquire(&tree, &host)?;
+    let lock = lock::RunLock::acquire(&tree, &host)?;
     let ctx = Ctx {
         tree: tree.clone(),
         mirror,
@@ -285,16 +298,37 @@ pub async fn sync_mirror_until(
         let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
         trace::write_own(&tree, &info, false).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
         tracing::info!("{}: upstream unchanged, nothing to do", mirror.name);
+        drop(lock);
+        crate::push::notify_downstream(&config.sync, mirror).await;
         return Ok(report);
     }
 
-    let previous_ok = state.last_result == RunResult::Ok;
+    let mut previous_ok = state.last_result == RunResult::Ok;
     state.record_start(&tree, ctx.now)?;
     // 3.–6. A signal abandons the run at its next await: nothing of it is live (the swap has
     // no await inside), the lock goes with the process, and the state says what happened.
-    let result = tokio::select! {
-        r = run(&ctx, &mut state, &changed, &unchanged, previous_ok, opts) => r,
-        () = stop => Err(SyncError::Interrupted),
+    tokio::pin!(stop);
+    let mut waits = upstream_update::Waits::new(&config.sync);
+    let (mut changed, mut unchanged) = (changed, unchanged);
+    let result = loop {
+        let attempt = async {
+            upstream_update::check_flag(&ctx).await?;
+            run(&ctx, &mut state, &changed, &unchanged, previous_ok, opts).await
+        };
+        let gap = match upstream_update::until(&mut stop, attempt).await {
+            Err(e) if e.is_upstream_gap() => e,
+            other => break other,
+        };
+        match upstream_update::recover(&ctx, &mut waits, &mut stop, gap, &changed, &unchanged).await
+        {
+            Ok(next) => {
+                // After a re-plan, files fetched for the superseded Release may be listed by
+                // no index: cleanup walks the pool instead of diffing the indices.
+                previous_ok &= !next.replanned;
+                (changed, unchanged) = (next.changed, next.unchanged);
+            }
+            Err(e) => break Err(e),
+        }
     };
     // Staging holds either half-built generations (failure) or swapped-out old ones.
     let staging = generation::staging_root(&tree);
@@ -319,6 +353,9 @@ pub async fn sync_mirror_until(
     state.record_success(&tree, traces.archive_serial(), now_unix())?;
     let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
     trace::write(&tree, &traces, &info).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
+    // 8. notify, once our flag is down: a downstream that sees it would wait for nothing.
+    drop(lock);
+    crate::push::notify_downstream(&config.sync, mirror).await;
     tracing::info!(
         "{}: done in {} ms: {} suite(s) updated, {} pool files fetched, {} deleted, {} bytes",
         mirror.name,

@@ -454,6 +454,7 @@ mod tests {
             select: Selection::default(),
             allow_missing_date: false,
             flat: false,
+            notify: vec![],
         }
     }
 

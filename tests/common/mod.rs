@@ -67,7 +67,8 @@ pub fn debsync_bin() -> PathBuf {
 }
 
 /// Writes `<dir>/mirror.toml` and returns its path. Defaults: `root = "<dir>/root"`,
-/// `[sync] retry_delay_ms = 0`, one `[[mirror]]` named `debian` with `upstream`, suite
+/// `[sync] retry_delay_ms = 0`, `upstream_update_wait_secs = 0` and
+/// `upstream_update_retries = 0` (a file upstream lacks fails the run at once), one `[[mirror]]` named `debian` with `upstream`, suite
 /// `stable`, component `main`, architecture `amd64`, `keyring = [keyring]`.
 ///
 /// `extra_toml` is parsed and deep-merged over those defaults: tables merge key by key, and
@@ -77,6 +78,8 @@ pub fn write_config(dir: &Path, upstream_url: &str, keyring: &Path, extra_toml: 
     let mut doc: toml::Table = toml::toml! {
         [sync]
         retry_delay_ms = 0
+        upstream_update_wait_secs = 0
+        upstream_update_retries = 0
 
         [[mirror]]
         suites = ["stable"]

@@ -44,6 +44,10 @@ pub enum Fault {
     IgnoreRange,
     /// Answer `401` unless the request's `Authorization` header is exactly this value.
     RequireAuth(String),
+    /// Hold the request before answering it until the test calls
+    /// [`Upstream::release`] with this gate name ([`Upstream::held`] counts the waiting ones):
+    /// a run stopped at a known point, without sleeping.
+    Hold(String),
 }
 
 /// Which request paths a rule applies to (the URL path, starting with `/`).
@@ -135,9 +139,37 @@ pub struct RequestRecord {
 struct Shared {
     rules: Mutex<Vec<FaultRule>>,
     log: Mutex<Vec<RequestRecord>>,
+    /// Gate name → (released, requests waiting at it).
+    gates: Mutex<std::collections::HashMap<String, (bool, usize)>>,
+    gate_opened: tokio::sync::Notify,
 }
 
 impl Shared {
+    /// Waits until gate `name` is released (at once if it already is).
+    async fn hold(&self, name: &str) {
+        self.gates
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_default()
+            .1 += 1;
+        loop {
+            let opened = self.gate_opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if self.gates.lock().unwrap().get(name).is_some_and(|g| g.0) {
+                break;
+            }
+            opened.await;
+        }
+        self.gates
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_default()
+            .1 -= 1;
+    }
+
     /// The faults for `path`, consuming one use of every matching rule.
     fn take_faults(&self, path: &str) -> Vec<Fault> {
         let mut rules = self.rules.lock().unwrap();
@@ -266,6 +298,28 @@ impl Upstream {
             .collect()
     }
 
+    /// Releases the requests held by [`Fault::Hold`] with this name, and every later one.
+    pub fn release(&self, gate: &str) {
+        self.shared
+            .gates
+            .lock()
+            .unwrap()
+            .entry(gate.to_string())
+            .or_default()
+            .0 = true;
+        self.shared.gate_opened.notify_waiters();
+    }
+
+    /// How many requests are waiting at gate `gate` right now.
+    pub fn held(&self, gate: &str) -> usize {
+        self.shared
+            .gates
+            .lock()
+            .unwrap()
+            .get(gate)
+            .map_or(0, |g| g.1)
+    }
+
     /// Empties the request log.
     pub fn clear_log(&self) {
         self.shared.log.lock().unwrap().clear();
@@ -280,6 +334,11 @@ async fn inject(State(shared): State<Arc<Shared>>, mut req: Request, next: Next)
         .get(header::RANGE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let faults = shared.take_faults(&path);
+    for f in &faults {
+        if let Fault::Hold(gate) = f {
+            shared.hold(gate).await;
+        }
+    }
     let is_head = req.method() == axum::http::Method::HEAD;
 
     let authorization = req
@@ -338,7 +397,7 @@ fn apply_body_fault(resp: Response, fault: &Fault) -> Response {
             data.chain(stream::once(flush_point()).filter_map(|()| async { None }))
                 .boxed()
         }
-        Fault::Status(_) | Fault::IgnoreRange | Fault::RequireAuth(_) => data,
+        Fault::Status(_) | Fault::IgnoreRange | Fault::RequireAuth(_) | Fault::Hold(_) => data,
     };
     // A streamed body has no exact size hint, so hyper frames it with the Content-Length header
     // ServeDir (or ContentLength above) set, and cuts the connection when the body ends early.

@@ -103,9 +103,13 @@ fn listing_is_sorted_hides_private_names_and_has_parent_link() {
     t.dir("pool/main/.hidden-dir");
     let p = Proc::spawn(&["--root", t.dir.path().to_str().unwrap()]);
     let html = get(p.addr, "/", &[]).text();
-    for private in [".debsync", "Archive-Update-in-Progress", "staging"] {
+    for private in [".debsync", "staging"] {
         assert!(!html.contains(private), "{private} listed at /");
     }
+    assert!(
+        html.contains("Archive-Update-in-Progress-mirrorhost"),
+        "the update flag is listed for downstream mirrors"
+    );
     assert!(!html.contains("href=\"../\""), "no parent link at /");
     let html = get(p.addr, "/pool/main/h/hello/", &[]).text();
     assert!(!html.contains("debsync-tmp"));

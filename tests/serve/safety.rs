@@ -114,13 +114,17 @@ fn private_files_are_never_served_nor_listed() {
         "/.debsync/",
         "/.debsync/staging/dists/stable/Release",
         "/%2edebsync/state.json",
-        "/Archive-Update-in-Progress-mirrorhost",
         "/pool/main/h/hello/.hello_2.11-1_amd64.deb.debsync-tmp",
     ] {
         let r = get(p.addr, path, &[]);
         assert_eq!(r.status, 404, "{path}");
         assert!(!r.text().contains("next generation"));
     }
+    // The sync lock is ftpsync's flag: downstream mirrors look for it, so it is served.
+    assert_eq!(
+        get(p.addr, "/Archive-Update-in-Progress-mirrorhost", &[]).status,
+        200
+    );
 }
 
 #[test]
@@ -162,8 +166,8 @@ fn oversized_requests_are_refused() {
 }
 
 /// Issue 12, item 11: a symlink is not a way around the private-name rule. Links to private
-/// files, into private directories, through chains of links, and links to the lock file are
-/// neither served nor listed; the links a sync itself makes (suite aliases, `updates -> .`,
+/// files, into private directories and through chains of links are neither served nor
+/// listed (a link to the lock file is: the lock is public); the links a sync itself makes (suite aliases, `updates -> .`,
 /// the installer's `current`) are both.
 #[test]
 fn symlinks_to_private_names_are_neither_served_nor_listed() {
@@ -207,7 +211,7 @@ fn symlinks_to_private_names_are_neither_served_nor_listed() {
         ("/pool/private-dir", 404),
         ("/pool/staging/stable/Release", 404),
         ("/pool/staging/", 404),
-        ("/pool/lock", 404),
+        ("/pool/lock", 200),
         ("/pool/chain", 404),
         // Absolute links are refused before their target is looked at.
         ("/dists/abs/state.json", 403),
@@ -224,7 +228,7 @@ fn symlinks_to_private_names_are_neither_served_nor_listed() {
     for (dir, hidden) in [
         (
             "/pool/",
-            &["state.json", "private-dir", "staging", "lock", "chain"][..],
+            &["state.json", "private-dir", "staging", "chain"][..],
         ),
         ("/dists/", &["abs"][..]),
         ("/pool/main/h/hello/", &["hello_2.11-1"][..]),
