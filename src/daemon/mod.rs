@@ -12,7 +12,8 @@
 //!   1. **serve**: the server of `debsync serve` over the config's mirrors, with the daemon's
 //!      samples appended to its `/metrics`;
 //!   2. **schedule**: the mirror tasks;
-//!   3. **SIGHUP**: read the config again. A bad one is one error line and changes nothing.
+//!   3. **SIGHUP**: reopen the access log (`[serve] access_log`, for logrotate), then read
+//!      the config again. A bad one is one error line and changes nothing.
 //!      A good one goes to the scheduler; if the set of mirrors changed, a new server
 //!      generation starts accepting on the same socket and the old one drains its
 //!      connections (a download in flight finishes);
@@ -54,7 +55,11 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
     let socket = listener.into_std()?;
     let stats = Arc::new(Stats::default());
-    let mut http = Http::start(socket, &config, stats.clone())?;
+    let access_log = match &config.serve.access_log {
+        Some(path) => Some(serve::AccessLog::open(path)?),
+        None => None,
+    };
+    let mut http = Http::start(socket, &config, stats.clone(), access_log.clone())?;
     println!("listening on http://{addr}");
     let mut scheduler = Scheduler::start(
         config.clone(),
@@ -69,6 +74,9 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
     );
     let mut running = config;
     while let Event::Reload = signals.next().await {
+        if let Some(log) = &access_log {
+            log.reopen();
+        }
         let new = match Config::load(config_path) {
             Ok(c) => Arc::new(c),
             Err(e) => {
@@ -81,6 +89,9 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
                 "SIGHUP: [serve] listen changed to {}; restart the daemon to apply it",
                 new.serve.listen
             );
+        }
+        if new.serve.access_log != running.serve.access_log {
+            tracing::warn!("SIGHUP: [serve] access_log changed; restart the daemon to apply it");
         }
         if let Err(e) = http.reload(&running, &new, stats.clone()) {
             tracing::error!(
@@ -152,6 +163,8 @@ struct Http {
     socket: std::net::TcpListener,
     current: Generation,
     draining: Vec<JoinHandle<Result<(), ServeError>>>,
+    /// Shared by every generation.
+    access_log: Option<serve::AccessLog>,
 }
 
 impl Http {
@@ -159,12 +172,14 @@ impl Http {
         socket: std::net::TcpListener,
         config: &Config,
         stats: Arc<Stats>,
+        access_log: Option<serve::AccessLog>,
     ) -> std::io::Result<Http> {
-        let current = Self::generation(&socket, config, stats)?;
+        let current = Self::generation(&socket, config, stats, access_log.clone())?;
         Ok(Http {
             socket,
             current,
             draining: Vec::new(),
+            access_log,
         })
     }
 
@@ -172,6 +187,7 @@ impl Http {
         socket: &std::net::TcpListener,
         config: &Config,
         stats: Arc<Stats>,
+        access_log: Option<serve::AccessLog>,
     ) -> std::io::Result<Generation> {
         let listener = tokio::net::TcpListener::from_std(socket.try_clone()?)?;
         // A generation replaced by a reload drains for as long as its downloads take; the
@@ -180,8 +196,11 @@ impl Http {
             shutdown_grace: Duration::from_secs(24 * 3600),
             ..Limits::default()
         };
-        let server = Server::new(Site::from_config(config), limits)
+        let mut server = Server::new(Site::from_config(config), limits)
             .with_metrics(Arc::new(move |out: &mut String| stats.render(out)));
+        if let Some(log) = access_log {
+            server = server.with_access_log(log);
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(listener, async move {
             let _ = stopped.await;
@@ -189,18 +208,13 @@ impl Http {
         Ok(Generation { stop, task })
     }
 
-    /// A new generation when the served mirrors changed; the old one drains.
+    /// A new generation when what is served changed (mirrors, what their pages show,
+    /// `[serve] max_age_secs`); the old one drains.
     fn reload(&mut self, old: &Config, new: &Config, stats: Arc<Stats>) -> std::io::Result<()> {
-        let mounts = |c: &Config| -> Vec<(String, std::path::PathBuf)> {
-            c.mirrors
-                .iter()
-                .map(|m| (m.name.clone(), m.tree(&c.root)))
-                .collect()
-        };
-        if mounts(old) == mounts(new) {
+        if Site::from_config(old) == Site::from_config(new) {
             return Ok(());
         }
-        let next = Self::generation(&self.socket, new, stats)?;
+        let next = Self::generation(&self.socket, new, stats, self.access_log.clone())?;
         let old = std::mem::replace(&mut self.current, next);
         let _ = old.stop.send(());
         self.draining.retain(|t| !t.is_finished());

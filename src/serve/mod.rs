@@ -50,14 +50,17 @@
 //! ```
 
 mod access;
+mod accesslog;
 mod datetime;
 mod dircache;
 pub mod error;
 mod files;
+mod front;
 mod headers;
 mod listing;
 mod metrics;
 mod ops;
+mod order;
 pub mod path;
 mod server;
 mod tls;
@@ -68,6 +71,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -75,8 +79,9 @@ use axum::routing::get;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub use accesslog::AccessLog;
 pub use error::{HttpError, ServeError};
-pub use server::{Limits, Server, bind, shutdown_signal};
+pub use server::{Limits, Server, bind, shutdown_signal, shutdown_signal_reopening};
 
 use crate::config::Config;
 use files::{Found, ListingRequest};
@@ -84,19 +89,24 @@ use listing::{Entry, Kind, Page};
 use path::SafePath;
 
 /// One tree and where it is served.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     /// Mirror name: the URL prefix in a config site, the metrics label in both kinds.
     pub name: String,
     pub tree: PathBuf,
+    /// The mirror's config, for its card (`front.rs`); `None` for a bare tree.
+    info: Option<front::MirrorInfo>,
 }
 
-/// What the server serves.
-#[derive(Debug, Clone)]
+/// What the server serves. Two sites are equal when they serve the same trees the same way
+/// (the daemon starts a new server generation only when a reload changes that).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
     mounts: Vec<Mount>,
     /// `true`: mounts live at `/<name>/` and `/` lists them. `false`: the one mount is at `/`.
     prefixed: bool,
+    /// `[serve] max_age_secs`: `/healthz` fails a mirror whose last success is older (0: off).
+    max_age_secs: u64,
 }
 
 impl Site {
@@ -110,9 +120,11 @@ impl Site {
                 .map(|m| Mount {
                     name: m.name.clone(),
                     tree: m.tree(&config.root),
+                    info: Some(front::MirrorInfo::of(m)),
                 })
                 .collect(),
             prefixed: true,
+            max_age_secs: config.serve.max_age_secs,
         }
     }
 
@@ -131,8 +143,10 @@ impl Site {
             mounts: vec![Mount {
                 name,
                 tree: root.to_path_buf(),
+                info: None,
             }],
             prefixed: false,
+            max_age_secs: 0,
         })
     }
 
@@ -159,6 +173,10 @@ pub struct App {
     dircache: Arc<dircache::DirCache>,
     /// More samples for `/metrics` from the embedding process (`debsync daemon`).
     extra_metrics: Option<ExtraMetrics>,
+    /// The access log file, if any (else access lines go to `tracing`).
+    access_log: Option<AccessLog>,
+    /// Served over TLS: the scheme of the apt lines on the front page.
+    https: bool,
 }
 
 /// Appends Prometheus text samples to a `/metrics` response.
@@ -216,29 +234,24 @@ fn check_host(version: Version, headers: &HeaderMap) -> Result<(), &'static str>
 
 /// Steps 5–9.
 async fn serve_path(State(app): State<Arc<App>>, req: Request) -> Response {
-    match serve_path_inner(
-        &app,
-        req.method() == Method::HEAD,
-        req.uri().path(),
-        req.headers(),
-    )
-    .await
-    {
+    let (req, _) = req.into_parts();
+    match serve_path_inner(&app, &req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
-async fn serve_path_inner(
-    app: &App,
-    head: bool,
-    raw_path: &str,
-    headers: &HeaderMap,
-) -> Result<Response, HttpError> {
-    let path = SafePath::parse(raw_path)?;
+async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError> {
+    let head = req.method == Method::HEAD;
+    let headers = &req.headers;
+    let path = SafePath::parse(req.uri.path())?;
     let json = wants_json(headers);
     if app.site.prefixed && path.segments().is_empty() {
-        return Ok(listing_response(head, mirror_index(&app.site, json).await));
+        let page = match json {
+            true => mirror_index(&app.site).await,
+            false => front_page(app, headers).await,
+        };
+        return Ok(listing_response(head, page));
     }
     let (mount, rel) = app.site.resolve(&path).ok_or(HttpError::NotFound)?;
     let tree = mount.tree.clone();
@@ -246,17 +259,37 @@ async fn serve_path_inner(
     let list = path.has_trailing_slash().then(|| ListingRequest {
         segments: path.segments().to_vec(),
         json,
+        view: listing::View::from_query(req.uri.query()),
+        intro: None,
     });
     let cache = app.dircache.clone();
-    let found = if list.is_none() {
+    let found = if let Some(mut list) = list {
+        // The mirror's own page: its card above the listing.
+        let card = match (&mount.info, rel.segments().is_empty() && !json) {
+            (Some(info), true) => Some((
+                mount.clone(),
+                info.clone(),
+                front::base_url(app.https, host(headers)),
+            )),
+            _ => None,
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Some((mount, info, base)) = card {
+                let mut html = String::new();
+                let live = front::Live::read(&mount.tree);
+                let now = crate::sync::now_unix();
+                front::card(&mut html, &mount, &info, &live, &base, now, false);
+                list.intro = Some(html);
+            }
+            files::lookup(&tree, &rel_path, Some(list), &cache)
+        })
+        .await
+        .map_err(|e| HttpError::Io(std::io::Error::other(e)))??
+    } else {
         // A file: open, fstat and (up to 64 KiB) read are page-cache work of a few
         // microseconds, less than a hop to the blocking pool costs (two context switches and
         // a contended queue lock per request). Listings read whole directories: pool.
         files::lookup(&tree, &rel_path, None, &cache)?
-    } else {
-        tokio::task::spawn_blocking(move || files::lookup(&tree, &rel_path, list, &cache))
-            .await
-            .map_err(|e| HttpError::Io(std::io::Error::other(e)))??
     };
     match found {
         Found::Dir { page: None } => Ok(redirect(&path.encoded_dir())),
@@ -276,8 +309,33 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/json"))
 }
 
-/// The `/` page of a config site: one directory per mirror whose tree exists.
-async fn mirror_index(site: &Site, json: bool) -> Page {
+fn host(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
+}
+
+/// The `/` page of a config site for people: a card per mirror (`front.rs`).
+async fn front_page(app: &App, headers: &HeaderMap) -> Page {
+    let mounts = app.site.mounts.clone();
+    let base = front::base_url(app.https, host(headers));
+    let body = tokio::task::spawn_blocking(move || {
+        let now = crate::sync::now_unix();
+        let cards: Vec<_> = mounts
+            .iter()
+            .filter_map(|m| Some((m, m.info.as_ref()?, front::Live::read(&m.tree))))
+            .collect();
+        front::page(&cards, &base, now)
+    })
+    .await
+    .unwrap_or_default();
+    Page {
+        body,
+        content_type: "text/html; charset=utf-8",
+    }
+}
+
+/// The `/` listing of a config site for scripts (JSON): one directory per mirror whose tree
+/// exists.
+async fn mirror_index(site: &Site) -> Page {
     let mounts = site.mounts.clone();
     tokio::task::spawn_blocking(move || {
         let mut entries: Vec<Entry> = mounts
@@ -294,10 +352,17 @@ async fn mirror_index(site: &Site, json: bool) -> Page {
             })
             .collect();
         listing::sort(&mut entries);
-        listing::render(&[], &entries, json)
+        let how = listing::Render {
+            json: true,
+            ..listing::Render::default()
+        };
+        listing::render(&how, &entries)
     })
     .await
-    .unwrap_or_else(|_| listing::render(&[], &[], json))
+    .unwrap_or_else(|_| Page {
+        body: "{}".to_string(),
+        content_type: "application/json",
+    })
 }
 
 fn listing_response(head: bool, page: Page) -> Response {
