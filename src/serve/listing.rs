@@ -396,7 +396,7 @@ dd code{font-size:.85rem}
 .bad{color:var(--bad);font-weight:600}
 .note{color:var(--muted)}
 footer{color:var(--muted);font-size:.8rem;padding-top:1rem;padding-bottom:2rem}
-@media (max-width:36rem){body{font-size:13.5px}.date{display:none}td,th{padding-left:.3rem;padding-right:.3rem}td.size{font-size:.85rem}.crumbs{font-size:1.1rem}.card{padding:.5rem .6rem}.card dl{grid-template-columns:1fr;gap:0}.card dd{margin-bottom:.3rem}header,main,footer{padding:0 .5rem}}
+@media (max-width:36rem){body{font-size:13.5px}.date{display:none}td,th{padding-left:.3rem;padding-right:.3rem}td.size{font-size:.85rem}.crumbs{font-size:1.1rem}.card{padding:.5rem .6rem}.card dl{grid-template-columns:1fr;gap:0}.card dd{margin-bottom:.3rem}header,main,footer{padding-left:.5rem;padding-right:.5rem}}
 </style>
 "#;
 
