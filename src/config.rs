@@ -231,12 +231,23 @@ fn parse_max_delete(s: &str) -> Result<MaxDelete, String> {
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
     pub listen: String,
+    /// `/healthz` is 503 for a mirror whose last successful sync is older than this; 0: no
+    /// age limit (a mirror never synced is 503 either way).
+    pub max_age_secs: u64,
+    /// Access log file (nginx combined format), reopened on SIGHUP; `None`: access lines go
+    /// to the `debsync::access` log target.
+    pub access_log: Option<PathBuf>,
 }
+
+/// Default `[serve] max_age_secs`: two days, four missed runs of the default 6-hour schedule.
+pub const DEFAULT_MAX_AGE_SECS: u64 = 2 * 86_400;
 
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: "127.0.0.1:8080".to_string(),
+            max_age_secs: DEFAULT_MAX_AGE_SECS,
+            access_log: None,
         }
     }
 }
@@ -593,12 +604,14 @@ impl Config {
         let caches = crate::cache::config::validate(raw.cache, &mirrors, base, &invalid)?;
         let push = crate::push::PushConfig::from_raw(raw.push, base)
             .map_err(|(k, msg)| invalid(format!("push.{k}"), msg))?;
+        let mut serve = raw.serve;
+        serve.access_log = serve.access_log.map(|p| base.join(p));
         Ok(Config {
             caches,
             push,
             root: base.join(raw.root),
             sync,
-            serve: raw.serve,
+            serve,
             mirrors,
             daemon: DaemonConfig {
                 jitter_secs: daemon.jitter_secs,

@@ -202,6 +202,10 @@ struct ServeArgs {
     /// Most connections open at once; more get 503.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
+    /// Access log file, nginx combined format, reopened on SIGHUP [default: [serve]
+    /// access_log of the config, else the lines go to stderr at RUST_LOG=debsync::access=info].
+    #[arg(long, value_name = "FILE")]
+    access_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -254,7 +258,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
-    let (site, listen) = match (&args.config, &args.root) {
+    let (site, listen, access_log) = match (&args.config, &args.root) {
         (Some(path), _) => {
             let config = Config::load(path)?;
             // A cache that cannot be set up (unreadable keyring or credentials) stops the
@@ -262,9 +266,13 @@ async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
             for c in &config.caches {
                 debsync::cache::Cache::new(c, &config.root, &config.sync)?;
             }
-            (Site::from_config(&config), config.serve.listen)
+            (
+                Site::from_config(&config),
+                config.serve.listen,
+                config.serve.access_log,
+            )
         }
-        (None, Some(root)) => (Site::bare(root)?, ServeConfig::default().listen),
+        (None, Some(root)) => (Site::bare(root)?, ServeConfig::default().listen, None),
         (None, None) => {
             return Err(
                 debsync::serve::ServeError::Usage("--config or --root is required".into()).into(),
@@ -280,7 +288,14 @@ async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         server = server.with_tls(cert, key)?;
     }
-    let shutdown = serve::shutdown_signal()?;
+    let access_log = match args.access_log.or(access_log) {
+        Some(path) => Some(serve::AccessLog::open(&path)?),
+        None => None,
+    };
+    if let Some(log) = &access_log {
+        server = server.with_access_log(log.clone());
+    }
+    let shutdown = serve::shutdown_signal_reopening(access_log)?;
     let listener = serve::bind(&listen).await?;
     let addr = listener
         .local_addr()

@@ -242,7 +242,10 @@ fn daemon_syncs_serves_reloads_and_stops() {
     wait_served(&d, &s, MIRROR_NAME);
     let hello = "/debian/pool/main/h/hello/hello_1.0-1_amd64.deb";
     assert_eq!(d.get(hello), (200, noise("hello", 4096)));
-    assert_eq!(d.get("/healthz").0, 200);
+    // Healthy once the run has recorded its success (just after the swap).
+    wait_for("/healthz 200", Duration::from_secs(30), &d, || {
+        (d.get("/healthz").0 == 200).then_some(())
+    });
 
     // Metrics: runs by result and the next firing (absent only while a run is going on).
     let m = wait_for("next sync on /metrics", Duration::from_secs(30), &d, || {
@@ -344,7 +347,11 @@ fn sigterm_abandons_a_running_sync_and_exits_zero() {
     wait_for("the pool download", Duration::from_secs(30), &d, || {
         (!s.upstream.requests_to("hello_1.0-1_amd64.deb").is_empty()).then_some(())
     });
-    assert_eq!(d.get("/healthz").0, 200, "served while syncing");
+    // Served while syncing; not healthy before the first sync has finished.
+    let (status, body) = d.get("/healthz");
+    assert_eq!(status, 503);
+    assert_eq!(String::from_utf8_lossy(&body), "debian: never synced\n");
+    assert_eq!(d.get("/metrics").0, 200);
     d.signal(libc::SIGTERM);
     let status = d.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit {status:?}; log:\n{}", d.log());
@@ -385,6 +392,42 @@ fn a_held_lock_skips_firings_until_it_is_free() {
     wait_served(&d, &s, MIRROR_NAME);
     d.signal(libc::SIGINT);
     assert!(d.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// `[serve] access_log`: the daemon writes the access lines there and reopens the file on
+/// SIGHUP (logrotate's `postrotate`), next to reloading the config.
+#[test]
+fn daemon_reopens_the_access_log_on_sighup() {
+    let s = Setup::new();
+    let log = s.tmp.path().join("access.log");
+    let config = s.config(&format!("[serve]\naccess_log = \"{}\"\n", log.display()));
+    let d = Daemon::spawn(&config);
+    wait_served(&d, &s, MIRROR_NAME);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert_eq!(d.get("/debian/?before").0, 200);
+    wait_for("the first access line", Duration::from_secs(10), &d, || {
+        read(&log)
+            .contains("\"GET /debian/?before HTTP/1.1\" 200 ")
+            .then_some(())
+    });
+    let rotated = s.tmp.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    d.signal(libc::SIGHUP);
+    wait_for("a new access log", Duration::from_secs(10), &d, || {
+        log.exists().then_some(())
+    });
+    assert_eq!(d.get("/debian/?after").0, 200);
+    wait_for(
+        "the access line after SIGHUP",
+        Duration::from_secs(10),
+        &d,
+        || {
+            read(&log)
+                .contains("\"GET /debian/?after HTTP/1.1\" 200 ")
+                .then_some(())
+        },
+    );
+    assert!(!read(&rotated).contains("after"));
 }
 
 /// `debsync serve` logs and ignores SIGHUP (its default action would kill it), and still

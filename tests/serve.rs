@@ -4,6 +4,8 @@
 #[path = "serve/support.rs"]
 mod support;
 
+mod common;
+
 #[path = "serve/apt.rs"]
 mod apt;
 #[path = "serve/example.rs"]
@@ -18,6 +20,8 @@ mod limits;
 mod listing;
 #[path = "serve/ops.rs"]
 mod ops;
+#[path = "serve/pages.rs"]
+mod pages;
 #[path = "serve/safety.rs"]
 mod safety;
 

@@ -14,8 +14,9 @@
 //!   1. **serve**: the server of `debsync serve` over the config's mirrors, with the daemon's
 //!      samples appended to its `/metrics`;
 //!   2. **schedule**: the mirror tasks, which also wake on a push (`[push]` token read now);
-//!   3. **SIGHUP**: read the config again (and the push token). A bad one is one error line
-//!      and changes nothing.
+//!   3. **SIGHUP**: reopen the access log (`[serve] access_log`, for logrotate), then read
+//!      the config again (and the push token). A bad one is one error line and changes
+//!      nothing.
 //!      A good one goes to the scheduler; if the set of mirrors changed, a new server
 //!      generation starts accepting on the same socket and the old one drains its
 //!      connections (a download in flight finishes);
@@ -61,7 +62,17 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
     let stats = Arc::new(Stats::default());
     let pushes = Arc::new(Pushes::default());
     pushes.set_token(push_token(config_path, &config)?);
-    let mut http = Http::start(socket, &config, stats.clone(), pushes.clone())?;
+    let access_log = match &config.serve.access_log {
+        Some(path) => Some(serve::AccessLog::open(path)?),
+        None => None,
+    };
+    let mut http = Http::start(
+        socket,
+        &config,
+        stats.clone(),
+        pushes.clone(),
+        access_log.clone(),
+    )?;
     println!("listening on http://{addr}");
     let mut scheduler = Scheduler::start(
         config.clone(),
@@ -77,6 +88,9 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
     );
     let mut running = config;
     while let Event::Reload = signals.next().await {
+        if let Some(log) = &access_log {
+            log.reopen();
+        }
         let loaded = Config::load(config_path)
             .and_then(|c| push_token(config_path, &c).map(|token| (Arc::new(c), token)));
         let (new, token) = match loaded {
@@ -92,7 +106,10 @@ pub async fn run(config_path: &Path, listen: Option<String>) -> Result<(), crate
                 new.serve.listen
             );
         }
-        if let Err(e) = http.reload(&running, &new, stats.clone(), pushes.clone()) {
+        if new.serve.access_log != running.serve.access_log {
+            tracing::warn!("SIGHUP: [serve] access_log changed; restart the daemon to apply it");
+        }
+        if let Err(e) = http.reload(&running, &new, stats.clone()) {
             tracing::error!(
                 "SIGHUP: cannot serve the new mirrors, keeping the running config: {e}"
             );
@@ -181,6 +198,9 @@ struct Http {
     socket: std::net::TcpListener,
     current: Generation,
     draining: Vec<JoinHandle<Result<(), ServeError>>>,
+    /// Shared by every generation.
+    pushes: Arc<Pushes>,
+    access_log: Option<serve::AccessLog>,
 }
 
 impl Http {
@@ -189,12 +209,15 @@ impl Http {
         config: &Config,
         stats: Arc<Stats>,
         pushes: Arc<Pushes>,
+        access_log: Option<serve::AccessLog>,
     ) -> std::io::Result<Http> {
-        let current = Self::generation(&socket, config, stats, pushes)?;
+        let current = Self::generation(&socket, config, stats, pushes.clone(), access_log.clone())?;
         Ok(Http {
             socket,
             current,
             draining: Vec::new(),
+            pushes,
+            access_log,
         })
     }
 
@@ -203,6 +226,7 @@ impl Http {
         config: &Config,
         stats: Arc<Stats>,
         pushes: Arc<Pushes>,
+        access_log: Option<serve::AccessLog>,
     ) -> std::io::Result<Generation> {
         let listener = tokio::net::TcpListener::from_std(socket.try_clone()?)?;
         // A generation replaced by a reload drains for as long as its downloads take; the
@@ -211,9 +235,12 @@ impl Http {
             shutdown_grace: Duration::from_secs(24 * 3600),
             ..Limits::default()
         };
-        let server = Server::new(Site::from_config(config), limits)
+        let mut server = Server::new(Site::from_config(config), limits)
             .with_metrics(Arc::new(move |out: &mut String| stats.render(out)))
             .with_push(pushes);
+        if let Some(log) = access_log {
+            server = server.with_access_log(log);
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(listener, async move {
             let _ = stopped.await;
@@ -221,25 +248,19 @@ impl Http {
         Ok(Generation { stop, task })
     }
 
-    /// A new generation when the served mirrors changed; the old one drains.
-    fn reload(
-        &mut self,
-        old: &Config,
-        new: &Config,
-        stats: Arc<Stats>,
-        pushes: Arc<Pushes>,
-    ) -> std::io::Result<()> {
-        let mounts = |c: &Config| -> Vec<(String, std::path::PathBuf)> {
-            c.mirrors
-                .iter()
-                .map(|m| (m.name.clone(), m.tree(&c.root)))
-                .chain(c.caches.iter().map(|k| (k.name.clone(), k.tree(&c.root))))
-                .collect()
-        };
-        if mounts(old) == mounts(new) {
+    /// A new generation when what is served changed (mirrors, what their pages show,
+    /// `[serve] max_age_secs`, caches); the old one drains.
+    fn reload(&mut self, old: &Config, new: &Config, stats: Arc<Stats>) -> std::io::Result<()> {
+        if Site::serves_same(old, new) {
             return Ok(());
         }
-        let next = Self::generation(&self.socket, new, stats, pushes)?;
+        let next = Self::generation(
+            &self.socket,
+            new,
+            stats,
+            self.pushes.clone(),
+            self.access_log.clone(),
+        )?;
         let old = std::mem::replace(&mut self.current, next);
         let _ = old.stop.send(());
         self.draining.retain(|t| !t.is_finished());

@@ -1,5 +1,7 @@
-//! The outermost middleware: counts every request (in flight, by status, bytes) and writes one
-//! combined-log-format line per response through `tracing` (target `debsync::access`).
+//! The outermost middleware: counts every request (in flight, by status, bytes, duration) and
+//! writes one combined-log-format line per response: to the access log file when one is
+//! configured (`accesslog.rs`, exactly nginx's `combined`), else through `tracing` (target
+//! `debsync::access`, with the request time in seconds appended).
 //!
 //! The line is written when the response body is finished or dropped, so the byte count is
 //! what was actually handed to the connection, not what was promised in `Content-Length`.
@@ -29,8 +31,9 @@ pub(super) struct ClientAddr(pub SocketAddr);
 pub(super) async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     app.metrics.request_started();
     let started = Instant::now();
-    let line = tracing::enabled!(target: "debsync::access", tracing::Level::INFO)
-        .then(|| LogFields::of(&req));
+    let line = (app.access_log.is_some()
+        || tracing::enabled!(target: "debsync::access", tracing::Level::INFO))
+    .then(|| LogFields::of(&req));
     let resp = next.run(req).await;
     let record = Record {
         app,
@@ -84,16 +87,18 @@ struct Record {
 
 impl Record {
     fn finish(self, bytes: u64) {
+        let took = self.started.elapsed();
         let m = &self.app.metrics;
         m.response(self.status);
         m.request_finished();
+        m.request_took(took);
         let Some(f) = self.line else {
             return;
         };
         let mut line = String::with_capacity(160);
         let _ = write!(
             line,
-            "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" {:.3}",
+            "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"",
             f.client,
             Utc::now().clf(),
             escape(&f.request_line),
@@ -101,9 +106,13 @@ impl Record {
             bytes,
             escape(&f.referer),
             escape(&f.agent),
-            self.started.elapsed().as_secs_f64()
         );
-        tracing::info!(target: "debsync::access", "{line}");
+        match &self.app.access_log {
+            Some(log) => log.write(line),
+            None => {
+                tracing::info!(target: "debsync::access", "{line} {:.3}", took.as_secs_f64());
+            }
+        }
     }
 }
 

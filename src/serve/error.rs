@@ -31,6 +31,8 @@ pub enum ServeError {
     Signal(io::Error),
     #[error("{0}")]
     Usage(String),
+    #[error("{path}: cannot open the access log: {source}")]
+    AccessLog { path: PathBuf, source: io::Error },
 }
 
 /// Why one request fails. Mapped to a status in [`HttpError::status`].

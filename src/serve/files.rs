@@ -57,6 +57,9 @@ pub(super) struct ListingRequest {
     /// Decoded URL path of the directory, for the page's breadcrumb.
     pub segments: Vec<String>,
     pub json: bool,
+    pub view: listing::View,
+    /// HTML above the table (a mirror's card).
+    pub intro: Option<String>,
 }
 
 /// Opens `rel` beneath `tree` (anchored at `tree_fd`) and reads (and for directories renders)
@@ -82,7 +85,13 @@ pub(super) fn lookup(
                         cache.offer(key, entries, symlinks)
                     }
                 };
-                Some(listing::render(&req.segments, &entries, req.json))
+                let how = listing::Render {
+                    segments: &req.segments,
+                    json: req.json,
+                    view: req.view,
+                    intro: req.intro.as_deref(),
+                };
+                Some(listing::render(&how, &entries))
             }
             None => None,
         };

@@ -1,6 +1,10 @@
 //! Directory listings: read once from the open directory handle, then rendered as HTML (for
 //! people, phones included) or JSON (for scripts, on `Accept: application/json`).
 //!
+//! Order (`order.rs`): directories first, then by name in version order, as read and cached;
+//! `?sort=size|date|name&order=asc|desc` reorders a view of it per request, and the column
+//! headers link to those views.
+//!
 //! Entries are filtered with the request parser's own name rule (`path::is_listable`: no
 //! private names, no `\`, …), so a listing never shows what a request could not fetch. Names
 //! are HTML-escaped in text and percent-encoded in hrefs; the page carries a CSP without
@@ -16,6 +20,7 @@ use rustix::fs::{AtFlags, Dir, FileType};
 use serde::Serialize;
 
 use super::datetime::Utc;
+pub(super) use super::order::{SortKey, View, sort};
 use super::path::{OpenMode, encode_segment, is_listable, open_beneath, push_encoded};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -90,11 +95,6 @@ pub(super) fn read_entries(
     Ok((out, symlinks))
 }
 
-/// Directories first, then by name.
-pub(super) fn sort(entries: &mut [Entry]) {
-    entries.sort_unstable_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.name.cmp(&b.name)));
-}
-
 #[derive(Serialize)]
 struct JsonListing<'a> {
     path: &'a str,
@@ -117,21 +117,33 @@ pub(super) struct Page {
     pub content_type: &'static str,
 }
 
-/// Renders `entries` (sorted) of the directory at URL path `segments` (decoded).
-pub(super) fn render(segments: &[String], entries: &[Entry], as_json: bool) -> Page {
-    if as_json {
+/// How to render one listing.
+#[derive(Debug, Default)]
+pub(super) struct Render<'a> {
+    /// Decoded URL path of the directory.
+    pub segments: &'a [String],
+    pub json: bool,
+    pub view: View,
+    /// HTML put above the table (the mirror's card on `/<mirror>/`).
+    pub intro: Option<&'a str>,
+}
+
+/// Renders `entries` (sorted by [`sort`]) of a directory.
+pub(super) fn render(how: &Render<'_>, entries: &[Entry]) -> Page {
+    let entries = how.view.order(entries);
+    if how.json {
         let mut path = String::from("/");
-        for s in segments {
+        for s in how.segments {
             path.push_str(s);
             path.push('/');
         }
         Page {
-            body: json(&path, entries),
+            body: json(&path, &entries),
             content_type: "application/json",
         }
     } else {
         Page {
-            body: html(segments, entries),
+            body: html(how, &entries),
             content_type: "text/html; charset=utf-8",
         }
     }
@@ -139,7 +151,7 @@ pub(super) fn render(segments: &[String], entries: &[Entry], as_json: bool) -> P
 
 /// The listing as JSON: `{"path": "/debian/pool/", "entries": [{"name", "type", "href",
 /// "size" (null for directories), "mtime" (Unix seconds)}]}`.
-pub(super) fn json(path: &str, entries: &[Entry]) -> String {
+pub(super) fn json(path: &str, entries: &[&Entry]) -> String {
     let listing = JsonListing {
         path,
         entries: entries
@@ -164,10 +176,11 @@ fn href(e: &Entry) -> String {
     h
 }
 
-/// The listing as an HTML page. `segments` is the decoded URL path of the directory (for the
-/// breadcrumb), `entries` already sorted.
-pub(super) fn html(segments: &[String], entries: &[Entry]) -> String {
-    let mut out = String::with_capacity(2048 + entries.len() * 220);
+/// The listing as an HTML page: breadcrumb from `how.segments`, `how.intro`, then `entries`
+/// in the order given.
+pub(super) fn html(how: &Render<'_>, entries: &[&Entry]) -> String {
+    let segments = how.segments;
+    let mut out = String::with_capacity(4096 + entries.len() * 220);
     let title = {
         let mut t = String::from("/");
         for s in segments {
@@ -212,8 +225,39 @@ pub(super) fn html(segments: &[String], entries: &[Entry]) -> String {
         if files == 1 { "file" } else { "files" },
         human_size(total)
     );
-    out.push_str("<main>\n<table>\n<thead><tr><th class=\"name\">Name</th>");
-    out.push_str("<th class=\"size\">Size</th><th class=\"date\">Modified (UTC)</th></tr></thead>\n<tbody>\n");
+    out.push_str("<main>\n");
+    if let Some(intro) = how.intro {
+        out.push_str(intro);
+    }
+    out.push_str("<table>\n<thead><tr>");
+    for (key, class, title) in [
+        (SortKey::Name, "name", "Name"),
+        (SortKey::Size, "size", "Size"),
+        (SortKey::Date, "date", "Modified (UTC)"),
+    ] {
+        let current = how.view.key == key;
+        // A click on the current column flips its order; another column starts with what one
+        // looks for: names A to Z, the largest and the newest first.
+        let next = View {
+            key,
+            desc: if current {
+                !how.view.desc
+            } else {
+                key != SortKey::Name
+            },
+        };
+        let arrow = match (current, how.view.desc) {
+            (false, _) => "",
+            (true, false) => " &#9650;",
+            (true, true) => " &#9660;",
+        };
+        let _ = write!(
+            out,
+            "<th class=\"{class}\"><a href=\"{}\">{title}</a>{arrow}</th>",
+            next.query()
+        );
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
     if !segments.is_empty() {
         out.push_str(
             "<tr class=\"up\"><td class=\"name\"><a href=\"../\">Parent directory</a></td>\
@@ -309,34 +353,50 @@ pub(super) fn push_escaped(out: &mut String, s: &str) {
     }
 }
 
-const STYLE: &str = r#"<style>
-:root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--hover:#f3f5f7;--line:#e4e7eb;--link:#0b5cad;--accent:#c70036}
-@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0f1216;--hover:#171c22;--line:#262c33;--link:#6cb6ff;--accent:#ff5c7f}}
+/// The stylesheet of every HTML page (listings and the front page).
+pub(super) const STYLE: &str = r#"<style>
+:root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--hover:#f3f5f7;--line:#e4e7eb;--link:#0b5cad;--accent:#c70036;--panel:#f6f8fa;--bad:#b3261e}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0f1216;--hover:#171c22;--line:#262c33;--link:#6cb6ff;--accent:#ff5c7f;--panel:#161b22;--bad:#ff7b72}}
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%}
-body{margin:0;border-top:4px solid var(--accent);color:var(--fg);background:var(--bg);font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","DejaVu Sans",sans-serif}
-header,main,footer{max-width:64rem;margin:0 auto;padding:0 1rem}
-header{padding-top:1.5rem}
-.crumbs{font-size:1.3rem;font-weight:600;overflow-wrap:anywhere;color:var(--muted)}
+body{margin:0;border-top:4px solid var(--accent);color:var(--fg);background:var(--bg);font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","DejaVu Sans",sans-serif}
+header,main,footer{max-width:72rem;margin:0 auto;padding:0 1rem}
+header{padding-top:1.1rem}
+.crumbs{font-size:1.25rem;font-weight:600;overflow-wrap:anywhere;color:var(--muted)}
 .crumbs a{color:var(--link);text-decoration:none;padding:0 .1em}
 .crumbs a:hover{text-decoration:underline}
 .crumbs .here{color:var(--fg);padding:0 .1em}
-.summary{margin:.35rem 0 1rem;color:var(--muted);font-size:.85rem}
+.summary{margin:.25rem 0 .8rem;color:var(--muted);font-size:.85rem}
 table{width:100%;border-collapse:collapse}
-th{text-align:left;font-size:.72rem;font-weight:600;letter-spacing:.06em;text-transform:uppercase;color:var(--muted);padding:.45rem .6rem;border-bottom:2px solid var(--line)}
-td{padding:.42rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}
+th{text-align:left;font-size:.72rem;font-weight:600;letter-spacing:.06em;text-transform:uppercase;color:var(--muted);padding:.35rem .5rem;border-bottom:2px solid var(--line);white-space:nowrap}
+th a{color:inherit;text-decoration:none}
+th a:hover{color:var(--link);text-decoration:underline}
+td{padding:.17rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 tbody tr:hover{background:var(--hover)}
-td.name a{color:var(--link);text-decoration:none;overflow-wrap:anywhere;display:block;padding-left:1.6em;position:relative}
+td.name a{color:var(--link);text-decoration:none;overflow-wrap:anywhere;display:block;padding-left:1.5em;position:relative}
 td.name a:hover{text-decoration:underline}
-td.name a::before{content:"";position:absolute;left:0;top:.2em;width:1.05em;height:1.05em;background:no-repeat center/contain}
+td.name a::before{content:"";position:absolute;left:0;top:.15em;width:1em;height:1em;background:no-repeat center/contain}
 tr.d td.name a{font-weight:600}
 tr.d td.name a::before{background-image:url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Cpath fill='%23d9a21b' d='M1 3.5A1.5 1.5 0 0 1 2.5 2h3.6l1.5 1.5h5.9A1.5 1.5 0 0 1 15 5v7.5a1.5 1.5 0 0 1-1.5 1.5h-11A1.5 1.5 0 0 1 1 12.5z'/%3E%3C/svg%3E")}
 tr.f td.name a::before{background-image:url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Cpath fill='%238a94a0' d='M3.5 1h6L13 4.5v9a1.5 1.5 0 0 1-1.5 1.5h-8A1.5 1.5 0 0 1 2 13.5v-11A1.5 1.5 0 0 1 3.5 1zM9 1.5V5h3.5'/%3E%3C/svg%3E")}
 tr.up td.name a::before{background-image:url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Cpath fill='none' stroke='%238a94a0' stroke-width='1.6' stroke-linecap='round' stroke-linejoin='round' d='M8 13V3M3.5 7.5 8 3l4.5 4.5'/%3E%3C/svg%3E")}
 .size,.date{text-align:right;white-space:nowrap;color:var(--muted);font-variant-numeric:tabular-nums}
 th.size,th.date{text-align:right}
+.card{background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:.6rem 1rem .8rem;margin:0 0 1rem}
+.card h2{margin:.1rem 0 .4rem;font-size:1.1rem}
+.card h2 a{color:var(--link);text-decoration:none}
+.card dl{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:0 0 .5rem}
+.card dt{color:var(--muted);font-size:.85rem}
+.card dd{margin:0;overflow-wrap:anywhere}
+.card dd a{color:var(--link);margin-right:.6em}
+.card .apt{margin:.5rem 0 .2rem;color:var(--muted);font-size:.8rem}
+.card pre{margin:0;padding:.45rem .6rem;background:var(--bg);border:1px solid var(--line);border-radius:4px;overflow-x:auto;font-size:.8rem;line-height:1.35}
+code,pre{font-family:ui-monospace,"SFMono-Regular","DejaVu Sans Mono",Menlo,Consolas,monospace}
+dd code{font-size:.85rem}
+.bad{color:var(--bad);font-weight:600}
+.note{color:var(--muted)}
 footer{color:var(--muted);font-size:.8rem;padding-top:1rem;padding-bottom:2rem}
-@media (max-width:36rem){body{font-size:14px}.date{display:none}td,th{padding-left:.3rem;padding-right:.3rem}td.size{font-size:.85rem}.crumbs{font-size:1.1rem}}
+@media (max-width:36rem){body{font-size:13.5px}.date{display:none}td,th{padding-left:.3rem;padding-right:.3rem}td.size{font-size:.85rem}.crumbs{font-size:1.1rem}.card{padding:.5rem .6rem}.card dl{grid-template-columns:1fr;gap:0}.card dd{margin-bottom:.3rem}header,main,footer{padding-left:.5rem;padding-right:.5rem}}
 </style>
 "#;
 
@@ -378,7 +438,15 @@ mod tests {
             entry("😀 emoji", Kind::Directory),
         ];
         sort(&mut es);
-        let page = html(&["x<y".into()], &es);
+        let refs: Vec<&Entry> = es.iter().collect();
+        let segments = ["x<y".to_string()];
+        let page = html(
+            &Render {
+                segments: &segments,
+                ..Render::default()
+            },
+            &refs,
+        );
         assert!(!page.contains("<script>alert"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("href=\"%3Cscript%3Ealert%281%29%3C%2Fscript%3E\""));
@@ -389,7 +457,7 @@ mod tests {
         assert!(page.contains("<title>Index of /x&lt;y/</title>"));
         // Directories first.
         assert!(page.find("emoji").unwrap() < page.find("alert").unwrap());
-        let j: serde_json::Value = serde_json::from_str(&json("/x/", &es)).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&json("/x/", &refs)).unwrap();
         assert_eq!(j["entries"][0]["type"], "directory");
         assert_eq!(j["entries"][0]["size"], serde_json::Value::Null);
         assert_eq!(j["entries"][1]["size"], 1536);

@@ -54,16 +54,19 @@
 //! ```
 
 mod access;
+mod accesslog;
 mod cache;
 mod datetime;
 mod dircache;
 pub mod error;
 mod files;
+mod front;
 mod handles;
 mod headers;
 mod listing;
 mod metrics;
 mod ops;
+mod order;
 pub mod path;
 mod push;
 mod server;
@@ -75,6 +78,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -82,9 +86,10 @@ use axum::routing::get;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub use accesslog::AccessLog;
 pub use error::{HttpError, ServeError};
 pub use push::{Pushed, SyncPush};
-pub use server::{Limits, Server, bind, shutdown_signal};
+pub use server::{Limits, Server, bind, shutdown_signal, shutdown_signal_reopening};
 
 use crate::config::Config;
 use files::{Found, ListingRequest};
@@ -92,11 +97,13 @@ use listing::{Entry, Kind, Page};
 use path::SafePath;
 
 /// One tree and where it is served.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     /// Mirror name: the URL prefix in a config site, the metrics label in both kinds.
     pub name: String,
     pub tree: PathBuf,
+    /// The mirror's config, for its card (`front.rs`); `None` for a bare tree.
+    info: Option<front::MirrorInfo>,
 }
 
 /// What the server serves.
@@ -107,6 +114,8 @@ pub struct Site {
     caches: Vec<Arc<crate::cache::Cache>>,
     /// `true`: mounts live at `/<name>/` and `/` lists them. `false`: the one mount is at `/`.
     prefixed: bool,
+    /// `[serve] max_age_secs`: `/healthz` fails a mirror whose last success is older (0: off).
+    max_age_secs: u64,
 }
 
 impl Site {
@@ -114,14 +123,7 @@ impl Site {
     /// `404` and reported by `/healthz` until the first sync creates them.
     pub fn from_config(config: &Config) -> Site {
         Site {
-            mounts: config
-                .mirrors
-                .iter()
-                .map(|m| Mount {
-                    name: m.name.clone(),
-                    tree: m.tree(&config.root),
-                })
-                .collect(),
+            mounts: mirror_mounts(config),
             caches: config
                 .caches
                 .iter()
@@ -132,6 +134,7 @@ impl Site {
                 })
                 .collect(),
             prefixed: true,
+            max_age_secs: config.serve.max_age_secs,
         }
     }
 
@@ -150,10 +153,27 @@ impl Site {
             mounts: vec![Mount {
                 name,
                 tree: root.to_path_buf(),
+                info: None,
             }],
             caches: Vec::new(),
             prefixed: false,
+            max_age_secs: 0,
         })
+    }
+
+    /// Whether two configs serve the same trees the same way (mirrors, what their pages show,
+    /// `[serve] max_age_secs`, caches by name and tree): the daemon starts a new server
+    /// generation on a reload only when they do not.
+    pub fn serves_same(old: &Config, new: &Config) -> bool {
+        let caches = |c: &Config| -> Vec<(String, PathBuf)> {
+            c.caches
+                .iter()
+                .map(|k| (k.name.clone(), k.tree(&c.root)))
+                .collect()
+        };
+        mirror_mounts(old) == mirror_mounts(new)
+            && old.serve.max_age_secs == new.serve.max_age_secs
+            && caches(old) == caches(new)
     }
 
     pub fn mounts(&self) -> &[Mount] {
@@ -183,6 +203,19 @@ impl Site {
     }
 }
 
+/// Every mirror of the config as a mount at `/<name>/`.
+fn mirror_mounts(config: &Config) -> Vec<Mount> {
+    config
+        .mirrors
+        .iter()
+        .map(|m| Mount {
+            name: m.name.clone(),
+            tree: m.tree(&config.root),
+            info: Some(front::MirrorInfo::of(m)),
+        })
+        .collect()
+}
+
 /// State shared by all handlers.
 pub struct App {
     site: Site,
@@ -195,6 +228,10 @@ pub struct App {
     extra_metrics: Option<ExtraMetrics>,
     /// Where pushes go (`debsync daemon`); `None`: `/-/sync/…` is 404.
     push: Option<Arc<dyn SyncPush>>,
+    /// The access log file, if any (else access lines go to `tracing`).
+    access_log: Option<AccessLog>,
+    /// Served over TLS: the scheme of the apt lines on the front page.
+    https: bool,
 }
 
 /// Appends Prometheus text samples to a `/metrics` response.
@@ -261,29 +298,25 @@ fn check_host(version: Version, headers: &HeaderMap) -> Result<(), &'static str>
 
 /// Steps 5–9.
 async fn serve_path(State(app): State<Arc<App>>, req: Request) -> Response {
-    match serve_path_inner(
-        &app,
-        req.method() == Method::HEAD,
-        req.uri().path(),
-        req.headers(),
-    )
-    .await
-    {
+    let (req, _) = req.into_parts();
+    match serve_path_inner(&app, &req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
-async fn serve_path_inner(
-    app: &App,
-    head: bool,
-    raw_path: &str,
-    headers: &HeaderMap,
-) -> Result<Response, HttpError> {
+async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError> {
+    let head = req.method == Method::HEAD;
+    let headers = &req.headers;
+    let raw_path = req.uri.path();
     let path = SafePath::parse(raw_path)?;
     let json = wants_json(headers);
     if app.site.prefixed && path.segments().is_empty() {
-        return Ok(listing_response(head, mirror_index(&app.site, json).await));
+        let page = match json {
+            true => mirror_index(&app.site).await,
+            false => front_page(app, headers).await,
+        };
+        return Ok(listing_response(head, page));
     }
     if let Some((cache, rel)) = app.site.resolve_cache(&path) {
         return cache::respond(cache, &app.dircache, head, &rel, headers).await;
@@ -295,9 +328,33 @@ async fn serve_path_inner(
     let list = path.has_trailing_slash().then(|| ListingRequest {
         segments: path.segments().to_vec(),
         json,
+        view: listing::View::from_query(req.uri.query()),
+        intro: None,
     });
     let cache = app.dircache.clone();
-    let found = if list.is_none() {
+    let found = if let Some(mut list) = list {
+        // The mirror's own page: its card above the listing.
+        let card = match (&mount.info, rel.segments().is_empty() && !json) {
+            (Some(info), true) => Some((
+                mount.clone(),
+                info.clone(),
+                front::base_url(app.https, host(headers)),
+            )),
+            _ => None,
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Some((mount, info, base)) = card {
+                let mut html = String::new();
+                let live = front::Live::read(&mount.tree);
+                let now = crate::sync::now_unix();
+                front::card(&mut html, &mount, &info, &live, &base, now, false);
+                list.intro = Some(html);
+            }
+            files::lookup(&tree, &tree_fd, &rel_path, Some(list), &cache)
+        })
+        .await
+        .map_err(|e| HttpError::Io(std::io::Error::other(e)))??
+    } else {
         // A file: open, fstat and (up to 64 KiB) read are page-cache work of a few
         // microseconds, less than a hop to the blocking pool costs (two context switches and
         // a contended queue lock per request). Listings read whole directories: pool.
@@ -318,10 +375,6 @@ async fn serve_path_inner(
             }
             found
         }
-    } else {
-        tokio::task::spawn_blocking(move || files::lookup(&tree, &tree_fd, &rel_path, list, &cache))
-            .await
-            .map_err(|e| HttpError::Io(std::io::Error::other(e)))??
     };
     match found {
         Found::Dir { page: None } => Ok(redirect(&path.encoded_dir())),
@@ -341,8 +394,33 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/json"))
 }
 
-/// The `/` page of a config site: one directory per mirror whose tree exists.
-async fn mirror_index(site: &Site, json: bool) -> Page {
+fn host(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
+}
+
+/// The `/` page of a config site for people: a card per mirror (`front.rs`).
+async fn front_page(app: &App, headers: &HeaderMap) -> Page {
+    let mounts = app.site.mounts.clone();
+    let base = front::base_url(app.https, host(headers));
+    let body = tokio::task::spawn_blocking(move || {
+        let now = crate::sync::now_unix();
+        let cards: Vec<_> = mounts
+            .iter()
+            .filter_map(|m| Some((m, m.info.as_ref()?, front::Live::read(&m.tree))))
+            .collect();
+        front::page(&cards, &base, now)
+    })
+    .await
+    .unwrap_or_default();
+    Page {
+        body,
+        content_type: "text/html; charset=utf-8",
+    }
+}
+
+/// The `/` listing of a config site for scripts (JSON): one directory per mirror whose tree
+/// exists.
+async fn mirror_index(site: &Site) -> Page {
     let mounts = site.mounts.clone();
     tokio::task::spawn_blocking(move || {
         let mut entries: Vec<Entry> = mounts
@@ -359,10 +437,17 @@ async fn mirror_index(site: &Site, json: bool) -> Page {
             })
             .collect();
         listing::sort(&mut entries);
-        listing::render(&[], &entries, json)
+        let how = listing::Render {
+            json: true,
+            ..listing::Render::default()
+        };
+        listing::render(&how, &entries)
     })
     .await
-    .unwrap_or_else(|_| listing::render(&[], &[], json))
+    .unwrap_or_else(|_| Page {
+        body: "{}".to_string(),
+        content_type: "application/json",
+    })
 }
 
 fn listing_response(head: bool, page: Page) -> Response {

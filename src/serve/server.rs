@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::access::ClientAddr;
+use super::accesslog::AccessLog;
 use super::error::ServeError;
 use super::metrics::Metrics;
 use super::{App, Site, router};
@@ -94,6 +95,13 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
 /// before announcing the address: a signal that arrives early then still means "shut down
 /// gracefully" instead of the default "die now".
 pub fn shutdown_signal() -> Result<impl Future<Output = ()>, ServeError> {
+    shutdown_signal_reopening(None)
+}
+
+/// [`shutdown_signal`], and SIGHUP reopens `access_log` (after logrotate moved it).
+pub fn shutdown_signal_reopening(
+    access_log: Option<AccessLog>,
+) -> Result<impl Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
@@ -104,9 +112,15 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>, ServeError> {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => tracing::info!(
-                    "SIGHUP ignored: `debsync serve` reads its config once (`debsync daemon` reloads)"
-                ),
+                _ = hup.recv() => match &access_log {
+                    Some(log) => {
+                        tracing::info!("SIGHUP: reopening the access log {}", log.path().display());
+                        log.reopen();
+                    }
+                    None => tracing::info!(
+                        "SIGHUP ignored: `debsync serve` reads its config once (`debsync daemon` reloads)"
+                    ),
+                },
             }
         }
         tracing::info!("shutdown requested; finishing in-flight responses");
@@ -130,6 +144,8 @@ impl Server {
                 hot: Default::default(),
                 extra_metrics: None,
                 push: None,
+                access_log: None,
+                https: false,
             }),
             tls: None,
         }
@@ -151,9 +167,20 @@ impl Server {
         self
     }
 
+    /// Writes the access lines to `log` instead of the `debsync::access` log target.
+    pub fn with_access_log(mut self, log: AccessLog) -> Server {
+        if let Some(app) = Arc::get_mut(&mut self.app) {
+            app.access_log = Some(log);
+        }
+        self
+    }
+
     /// Serves HTTPS with a PEM certificate chain and private key.
     pub fn with_tls(mut self, cert: &Path, key: &Path) -> Result<Server, ServeError> {
         self.tls = Some(super::tls::acceptor(cert, key)?);
+        if let Some(app) = Arc::get_mut(&mut self.app) {
+            app.https = true;
+        }
         Ok(self)
     }
 

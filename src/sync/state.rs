@@ -23,6 +23,19 @@ pub enum RunResult {
     Never,
 }
 
+impl RunResult {
+    /// The name the state file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Ok => "ok",
+            RunResult::Failed => "failed",
+            RunResult::Running => "running",
+            RunResult::Interrupted => "interrupted",
+            RunResult::Never => "never",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct State {
@@ -40,6 +53,8 @@ pub struct State {
     pub pending: Option<Pending>,
     /// What the last finished run did (success or failure).
     pub last_run: Option<RunSummary>,
+    /// Runs that ended `failed`, ever (for `debsync_mirror_sync_failures_total`).
+    pub failed_runs: u64,
 }
 
 /// Figures of one finished run, for `debsync status` and `/metrics`.
@@ -123,6 +138,9 @@ impl State {
             SyncError::Interrupted => RunResult::Interrupted,
             _ => RunResult::Failed,
         };
+        if self.last_result == RunResult::Failed {
+            self.failed_runs += 1;
+        }
         self.last_error = Some(e.to_string());
         if let Err(save) = self.save(tree) {
             tracing::warn!("cannot record the failure in the state file: {save}");
@@ -151,6 +169,13 @@ impl State {
             }),
             Err(_) => State::default(),
         }
+    }
+
+    /// The state file as it is, for readers that only report it (`/metrics`, `/healthz`, the
+    /// front page): `None` when absent or unreadable, and no log line (they ask often).
+    pub fn read(tree: &Path) -> Option<State> {
+        let bytes = std::fs::read(state_path(tree)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// [`State::save`] without the fsync: for the no-op run's timestamps.

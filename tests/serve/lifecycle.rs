@@ -53,7 +53,7 @@ fn config_serves_each_mirror_under_its_prefix() {
         .collect();
     assert_eq!(names, ["debian", "debian-security", "ubuntu"]);
     let html = get(p.addr, "/", &[]).text();
-    assert!(html.contains("href=\"debian-security/\"") && !html.contains("stray"));
+    assert!(html.contains("href=\"/debian-security/\"") && !html.contains("stray"));
     let html = get(p.addr, "/debian/dists/", &[]).text();
     assert!(
         html.contains("href=\"/debian/\""),

@@ -128,8 +128,12 @@ impl Proc {
 
     /// Sends SIGTERM without waiting.
     pub fn signal_term(&self) {
+        self.signal(rustix::process::Signal::TERM);
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        rustix::process::kill_process(pid, signal).expect("kill");
     }
 
     pub fn wait(&mut self) -> ExitStatus {
