@@ -11,7 +11,8 @@
 //! - [`sync`]: the two-stage engine (lock → release → stage → pool → swap → cleanup → trace).
 //! - [`serve`]: the static HTTP server over the synced trees.
 //! - [`daemon`]: `debsync daemon`, serve and sync in one process on per-mirror cron schedules.
-//! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
+//! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it, and
+//!   `debsync check`, a dry run of the next sync that writes nothing.
 //! - [`tree`]: the names of a mirror's tree (live, private, temp), owned in one place.
 //! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
 

@@ -4,6 +4,7 @@
 //! - `dists/<suite>/`: a live generation, swapped whole; `dists/<alias>` links to one.
 //! - `pool/…`: package files (a flat repository's are at the root).
 //! - `project/trace/`: trace files.
+//! - `project/debsync/changes/<serial>.json`: what each run added, upgraded and removed.
 //! - `.debsync/`: private: `state.json`, `staging/`, `manifests/`, `waiting/`, and
 //!   `schedule.json` while `debsync daemon` runs.
 //! - `Archive-Update-in-Progress-<host>`: the run lock (ftpsync's name).
@@ -63,6 +64,11 @@ pub(crate) fn waiting_dir(tree: &Path) -> PathBuf {
 /// `project/trace/`.
 pub(crate) fn trace_dir(tree: &Path) -> PathBuf {
     tree.join("project/trace")
+}
+
+/// `project/debsync/changes/`: one public JSON changelog per run that changed packages.
+pub(crate) fn changes_dir(tree: &Path) -> PathBuf {
+    tree.join("project/debsync/changes")
 }
 
 /// `Archive-Update-in-Progress-<hostname>`: the run lock.

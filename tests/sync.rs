@@ -12,12 +12,18 @@
 //!   and an upstream update end to end.
 //! - `client`: the real apt against `debsync serve` of the mirror, and `debsync verify`.
 //! - `flat`: flat repositories (`deb URL ./`), end to end, apt included.
+//! - `check`: `debsync check`, the dry run that writes nothing.
+//! - `changes`: the per-run changelog and `debsync status --changes`.
 
 mod common;
 
 #[path = "sync/support.rs"]
 mod support;
 
+#[path = "sync/changes.rs"]
+mod changes;
+#[path = "sync/check.rs"]
+mod check;
 #[path = "sync/client.rs"]
 mod client;
 #[path = "sync/flat.rs"]

@@ -11,12 +11,15 @@
 //! 4. **pool**: fetch every pool file the new indices list that the live generation does not
 //!    already vouch for ([`pool`]). Pool first, because an index must never go live before the
 //!    files it names: a client reading it would get 404s.
-//! 5. **swap**: one `syncfs` barrier, then each suite goes live with one atomic directory
-//!    exchange ([`swap`]). A kill at any instant leaves either generation, whole.
+//! 5. **swap**: the run's changelog (packages added, upgraded, removed) is written beside
+//!    the trace ([`changes`]), one `syncfs` barrier makes it durable with everything else,
+//!    then each suite goes live with one atomic directory exchange ([`swap`]). A kill at any
+//!    instant leaves either generation, whole.
 //! 6. **cleanup**: delete what no live index references, within `max_delete` ([`cleanup`]).
 //!    Delete last, because until the swap the old indices still name those files.
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
 
+pub mod changes;
 pub(crate) mod cleanup;
 pub(crate) mod generation;
 pub(crate) mod layout;
@@ -40,6 +43,7 @@ use crate::config::{Config, MaxDelete, MirrorConfig, SyncConfig};
 use crate::fetch::{FetchError, Fetcher};
 use crate::verify::{Keyring, VerifyError};
 use generation::{ParseSource, StagedSuite, UpstreamRelease};
+use pool::PoolSources;
 use state::{RunResult, State};
 
 #[derive(Debug, thiserror::Error)]
@@ -335,7 +339,7 @@ pub async fn sync_mirror_until(
 /// against the live tree. An unchanged one whose Valid-Until has passed is not news:
 /// upstream stopped updating (a freeze attack looks exactly like this), which clients will
 /// refuse.
-async fn fetch_releases(
+pub(crate) async fn fetch_releases(
     ctx: &Ctx<'_>,
 ) -> Result<(Vec<UpstreamRelease>, Vec<UpstreamRelease>), SyncError> {
     let mut upstream = Vec::new();
@@ -407,17 +411,6 @@ impl SyncReport {
             bytes_received: self.bytes_received,
         }
     }
-}
-
-/// The index files stage 1 reads, by role.
-#[derive(Default)]
-struct PoolSources {
-    /// Live versions of the indices that changed: what may become unreferenced.
-    old: Vec<ParseSource>,
-    /// The new indices whose pool files must be in place before the swap.
-    new: Vec<ParseSource>,
-    /// Indices that did not change (their pool files stay referenced).
-    unchanged: Vec<ParseSource>,
 }
 
 impl PoolSources {
@@ -499,10 +492,20 @@ async fn run(
         opts.force_delete,
     )?;
 
+    let changelog = changelog(ctx, &staged).await;
+
     // 5. swap
     let stage2 = Instant::now();
     record_pending(ctx, state, &staged, &pool.deferred)?;
-    let suites_updated = go_live(ctx, state, &staged)?;
+    let written = match changelog {
+        Some(mut log) => Some(changes::write(&ctx.tree, &mut log)?),
+        None => None,
+    };
+    let suites_updated = go_live(ctx, state, &staged).inspect_err(|_| {
+        if let Some(path) = &written {
+            changes::unwrite(path);
+        }
+    })?;
     for (waiting, dest) in &pool.deferred {
         pool::replace_after_swap(&ctx.tree, waiting, dest).map_err(io_err(dest))?;
     }
@@ -519,6 +522,9 @@ async fn run(
         .map(|s| s.sha256)
         .collect();
     manifest::prune(&ctx.tree, &live);
+    if written.is_some() {
+        changes::prune(&ctx.tree, ctx.cfg.changes_kept);
+    }
     state.pool_files = pool.listed_files;
     state.pool_bytes = pool.listed_bytes;
     Ok(RunFigures {
@@ -529,6 +535,39 @@ async fn run(
         deleted_files,
         stage1_ms,
         stage2_ms: stage2.elapsed().as_millis(),
+    })
+}
+
+/// What this run changes, per suite, named by upstream's archive serial ([`changes`]);
+/// `None` when no package changed or `changes_kept = 0`. Not worth failing a run over: an
+/// index the changelog cannot read is a warning and no changelog.
+async fn changelog(ctx: &Ctx<'_>, staged: &[StagedSuite]) -> Option<changes::Changelog> {
+    if ctx.cfg.changes_kept == 0 {
+        return None;
+    }
+    let suites = changes::SuiteIndices::of(staged);
+    let diffed = tokio::task::spawn_blocking(move || changes::diff_suites(&suites)).await;
+    let suites = match diffed {
+        Ok(Ok(suites)) if suites.is_empty() => return None,
+        Ok(Ok(suites)) => suites,
+        Ok(Err(e)) => {
+            tracing::warn!("{}: no changelog for this run: {e}", ctx.mirror.name);
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!("{}: no changelog for this run: {e}", ctx.mirror.name);
+            return None;
+        }
+    };
+    let date = now_unix();
+    let serial = trace::upstream_serial(ctx)
+        .await
+        .unwrap_or_else(|| changes::timestamp_serial(date));
+    Some(changes::Changelog {
+        mirror: ctx.mirror.name.clone(),
+        serial,
+        date,
+        suites,
     })
 }
 
@@ -550,7 +589,7 @@ fn plan_deletions(
         }
     };
     cleanup::plan(
-        &ctx.tree,
+        manifest::Manifests::of_run(&ctx.tree),
         mode,
         std::mem::take(&mut pool.new_keys),
         unchanged,
