@@ -178,3 +178,30 @@ fn changes_kept_zero_records_nothing() {
     assert!(logs(&f).is_empty());
     assert!(status(&f, &[]).contains("no recorded changes"));
 }
+
+/// With `sources = true` the source packages are in the changelog too, as arch `source`.
+#[test]
+fn source_packages_are_recorded_as_arch_source() {
+    let mut f = Fixture::new(
+        |a| {
+            a.suites[0].add_source("hello", "1.0-1", "main", b"hello source");
+        },
+        "[[mirror]]\nsources = true\n",
+    );
+    f.sync_ok();
+    f.change(|a| {
+        a.suites[0].add_source("newsrc", "2.0", "main", b"new source");
+    });
+    f.sync_ok();
+    let names = logs(&f);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let log = names
+        .iter()
+        .map(|n| read_log(&f, n))
+        .find(|l| l["suites"][0]["initial"] == false)
+        .unwrap();
+    assert_eq!(
+        log["suites"][0]["added"],
+        serde_json::json!([{"package": "newsrc", "arch": "source", "version": "2.0"}])
+    );
+}
