@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::generation::{ParseSource, StagedSuite};
 use super::plan::IndexKind;
 use super::pool::{PathKey, path_key};
-use super::{SyncError, io_err};
+use super::{Ctx, SyncError, io_err};
 use crate::archive::deb822::{StanzaReader, field_lines};
 
 /// One run's changes.
@@ -99,6 +99,46 @@ impl SuiteIndices {
             })
             .collect()
     }
+}
+
+pub(crate) type Diff = tokio::task::JoinHandle<Result<Vec<SuiteChanges>, SyncError>>;
+
+/// Starts the diff of this run's changelog  on a blocking thread; `None` with
+/// `changes_kept = 0`.
+pub(crate) fn start(ctx: &Ctx<'_>, staged: &[StagedSuite]) -> Option<Diff> {
+    if ctx.cfg.changes_kept == 0 {
+        return None;
+    }
+    let suites = SuiteIndices::of(staged);
+    Some(tokio::task::spawn_blocking(move || diff_suites(&suites)))
+}
+
+/// The changelog of this run, named by upstream's archive serial; `None` when no package
+/// changed. Not worth failing a run over: an index the diff cannot read is a warning and no
+/// changelog.
+pub(crate) async fn finish(ctx: &Ctx<'_>, diff: Option<Diff>) -> Option<Changelog> {
+    let suites = match diff?.await {
+        Ok(Ok(suites)) if suites.is_empty() => return None,
+        Ok(Ok(suites)) => suites,
+        Ok(Err(e)) => {
+            tracing::warn!("{}: no changelog for this run: {e}", ctx.mirror.name);
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!("{}: no changelog for this run: {e}", ctx.mirror.name);
+            return None;
+        }
+    };
+    let date = super::now_unix();
+    let serial = super::trace::upstream_serial(ctx)
+        .await
+        .unwrap_or_else(|| timestamp_serial(date));
+    Some(Changelog {
+        mirror: ctx.mirror.name.clone(),
+        serial,
+        date,
+        suites,
+    })
 }
 
 /// Step 1: each suite's changes; suites where nothing changed are left out.

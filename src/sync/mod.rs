@@ -474,7 +474,7 @@ async fn run(
     tracing::debug!("stage: {} suite(s) staged", staged.len());
 
     // The changelog's diff reads the old and new indices beside the pool stage.
-    let diff = start_changelog(ctx, &staged);
+    let diff = changes::start(ctx, &staged);
 
     // 4. pool: every changed index's files, across suites.
     let sources = PoolSources::of(ctx, &staged, unchanged, &keyring, opts.full);
@@ -495,7 +495,7 @@ async fn run(
         opts.force_delete,
     )?;
 
-    let changelog = finish_changelog(ctx, diff).await;
+    let changelog = changes::finish(ctx, diff).await;
 
     // 5. swap
     let stage2 = Instant::now();
@@ -538,51 +538,6 @@ async fn run(
         deleted_files,
         stage1_ms,
         stage2_ms: stage2.elapsed().as_millis(),
-    })
-}
-
-type ChangelogDiff = tokio::task::JoinHandle<Result<Vec<changes::SuiteChanges>, SyncError>>;
-
-/// Starts the diff of this run's changelog ([`changes`]) on a blocking thread; `None` with
-/// `changes_kept = 0`.
-fn start_changelog(ctx: &Ctx<'_>, staged: &[StagedSuite]) -> Option<ChangelogDiff> {
-    if ctx.cfg.changes_kept == 0 {
-        return None;
-    }
-    let suites = changes::SuiteIndices::of(staged);
-    Some(tokio::task::spawn_blocking(move || {
-        changes::diff_suites(&suites)
-    }))
-}
-
-/// The changelog of this run, named by upstream's archive serial; `None` when no package
-/// changed. Not worth failing a run over: an index the diff cannot read is a warning and no
-/// changelog.
-async fn finish_changelog(
-    ctx: &Ctx<'_>,
-    diff: Option<ChangelogDiff>,
-) -> Option<changes::Changelog> {
-    let suites = match diff?.await {
-        Ok(Ok(suites)) if suites.is_empty() => return None,
-        Ok(Ok(suites)) => suites,
-        Ok(Err(e)) => {
-            tracing::warn!("{}: no changelog for this run: {e}", ctx.mirror.name);
-            return None;
-        }
-        Err(e) => {
-            tracing::warn!("{}: no changelog for this run: {e}", ctx.mirror.name);
-            return None;
-        }
-    };
-    let date = now_unix();
-    let serial = trace::upstream_serial(ctx)
-        .await
-        .unwrap_or_else(|| changes::timestamp_serial(date));
-    Some(changes::Changelog {
-        mirror: ctx.mirror.name.clone(),
-        serial,
-        date,
-        suites,
     })
 }
 
