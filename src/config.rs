@@ -140,6 +140,9 @@ pub struct SyncConfig {
     pub upstream_update_wait_secs: u64,
     /// ftpsync's UIPRETRIES: waits before the run fails (the served tree unchanged).
     pub upstream_update_retries: u32,
+    /// Per-run changelogs kept in `project/debsync/changes/` (oldest deleted first); 0 records
+    /// none.
+    pub changes_kept: usize,
 }
 
 impl Default for SyncConfig {
@@ -154,6 +157,7 @@ impl Default for SyncConfig {
             min_rate: 1024,
             upstream_update_wait_secs: 1200,
             upstream_update_retries: 3,
+            changes_kept: 30,
         }
     }
 }
@@ -363,6 +367,13 @@ struct RawMirror {
     notify: Vec<crate::push::RawNotify>,
 }
 
+/// Whether loading a config checks that its keyring files exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keyrings {
+    Required,
+    NotNeeded,
+}
+
 fn yes() -> bool {
     true
 }
@@ -388,18 +399,40 @@ impl Config {
         }
     }
 
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, keyring files included: for the commands that
+    /// verify signatures (sync, check, verify, daemon).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, Keyrings::Required)
+    }
+
+    /// [`Config::load`] without requiring the keyring files: `serve` and `status` never
+    /// verify a signature, so a server needs no keyring (the Debian package's default config
+    /// names Ubuntu's, which Debian does not ship); `check` loads them per mirror itself and
+    /// reports the one that fails.
+    pub fn load_without_keyrings(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path, Keyrings::NotNeeded)
+    }
+
+    fn read(path: &Path, keyrings: Keyrings) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, path, base)
+        Config::parse_with(&text, path, base, keyrings)
     }
 
     /// Parses config text; `path` is only used in messages, `base` resolves relative paths.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with(text, path, base, Keyrings::Required)
+    }
+
+    fn parse_with(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        keyrings_needed: Keyrings,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', " "),
@@ -558,7 +591,10 @@ impl Config {
                     "at least one keyring is required".into(),
                 ));
             }
-            for k in &keyrings {
+            for k in keyrings
+                .iter()
+                .filter(|_| keyrings_needed == Keyrings::Required)
+            {
                 if !k.is_file() {
                     return Err(invalid(
                         key("keyring"),
@@ -779,6 +815,18 @@ keyring = "k.gpg"
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "{err:?} should name {key}");
         }
+    }
+
+    /// `serve` and `status` load a config whose keyring is missing; sync's load refuses it.
+    #[test]
+    fn serving_needs_no_keyring_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.toml");
+        std::fs::write(&path, GOOD.replace("k.gpg", "absent.gpg")).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("absent.gpg: no such file"), "{err}");
+        let c = Config::load_without_keyrings(&path).unwrap();
+        assert!(c.mirrors[0].keyrings[0].ends_with("absent.gpg"));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! - [`cache`]: the verified pull-through edge cache (`[[cache]]`), served beside the mirrors.
 //! - [`daemon`]: `debsync daemon`, serve and sync in one process on per-mirror cron schedules.
 //! - [`push`]: the mirror network: push tokens, `notify` of downstream mirrors after a run.
-//! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it.
+//! - [`check`]: `debsync verify`, the full re-hash that sync's trust rule leaves to it, and
+//!   `debsync check`, a dry run of the next sync that writes nothing.
 //! - [`tree`]: the names of a mirror's tree (live, private, temp), owned in one place.
 //! - [`status`]: `debsync status`, each mirror's state for a person or a monitoring script.
 

@@ -56,6 +56,7 @@ enum Command {
     Sync(SyncArgs),
     Serve(ServeArgs),
     Verify(VerifyArgs),
+    Check(CheckArgs),
     Status(StatusArgs),
     Daemon(DaemonArgs),
     #[command(subcommand)]
@@ -141,9 +142,17 @@ struct StatusArgs {
     /// Only this mirror.
     #[arg(long, value_name = "NAME")]
     mirror: Option<String>,
-    /// Machine-readable output: a JSON array, one object per mirror.
+    /// Machine-readable output: a JSON array, one object per mirror (with --changes: one per
+    /// run).
     #[arg(long)]
     json: bool,
+    /// What recent runs added, upgraded and removed, per suite (project/debsync/changes/).
+    #[arg(long)]
+    changes: bool,
+    /// With --changes: only runs on or after this day (YYYY-MM-DD, UTC), or after this
+    /// archive serial.
+    #[arg(long, value_name = "DATE|SERIAL", requires = "changes")]
+    since: Option<debsync::status::Since>,
 }
 
 /// Mirror the configured upstreams: verify, stage, pool, swap, cleanup, trace.
@@ -174,6 +183,22 @@ struct VerifyArgs {
     /// Only verify the mirror with this name.
     #[arg(long, value_name = "NAME")]
     mirror: Option<String>,
+}
+
+/// Before a sync: check config, keyrings, upstream and signatures, and show what a sync would
+/// download and delete against the free disk space. Writes nothing; non-zero if a sync would
+/// fail.
+#[derive(Args)]
+struct CheckArgs {
+    /// Path to mirror.toml.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Only check the mirror with this name.
+    #[arg(long, value_name = "NAME")]
+    mirror: Option<String>,
+    /// Machine-readable output: a JSON array, one object per mirror.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Serve the synced trees over HTTP (each mirror at /<name>/), or one directory at /.
@@ -217,6 +242,7 @@ async fn main() -> ExitCode {
         Command::Sync(args) => run_sync(args, quiet).await,
         Command::Serve(args) => run_serve(args).await,
         Command::Verify(args) => run_verify(args),
+        Command::Check(args) => run_check(args).await,
         Command::Status(args) => run_status(args),
         Command::Cache(CacheCommand::Prune(args)) => run_prune(args).await,
         Command::Preheat(args) => run_preheat(args).await,
@@ -260,7 +286,7 @@ async fn main() -> ExitCode {
 async fn run_serve(args: ServeArgs) -> Result<(), debsync::Error> {
     let (site, listen, access_log) = match (&args.config, &args.root) {
         (Some(path), _) => {
-            let config = Config::load(path)?;
+            let config = Config::load_without_keyrings(path)?;
             // A cache that cannot be set up (unreadable keyring or credentials) stops the
             // start with its one error line.
             for c in &config.caches {
@@ -421,13 +447,19 @@ async fn run_prune(args: PruneArgs) -> Result<(), debsync::Error> {
 }
 
 fn run_status(args: StatusArgs) -> Result<(), debsync::Error> {
-    let config = Config::load(&args.config)?;
+    let config = Config::load_without_keyrings(&args.config)?;
+    if args.changes {
+        let logs = debsync::status::changes(&config, args.mirror.as_deref(), args.since.as_ref())?;
+        if args.json {
+            println!("{}", to_json(&logs)?);
+        } else {
+            print!("{}", debsync::status::render_changes(&logs));
+        }
+        return Ok(());
+    }
     let statuses = debsync::status::collect(&config, args.mirror.as_deref())?;
     if args.json {
-        let json = serde_json::to_string_pretty(&statuses).map_err(|e| {
-            debsync::Error::Io(std::io::Error::other(format!("status as JSON: {e}")))
-        })?;
-        println!("{json}");
+        println!("{}", to_json(&statuses)?);
     } else {
         print!(
             "{}",
@@ -435,6 +467,33 @@ fn run_status(args: StatusArgs) -> Result<(), debsync::Error> {
         );
     }
     Ok(())
+}
+
+async fn run_check(args: CheckArgs) -> Result<(), debsync::Error> {
+    let config = Config::load_without_keyrings(&args.config)?;
+    let checks = debsync::check::plan::check_all(&config, args.mirror.as_deref()).await?;
+    if args.json {
+        println!("{}", to_json(&checks)?);
+    } else {
+        print!("{}", debsync::check::plan::render(&checks));
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.mirror.clone())
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(debsync::Error::MirrorsFailed {
+        failed,
+        total: checks.len(),
+    })
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, debsync::Error> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| debsync::Error::Io(std::io::Error::other(format!("output as JSON: {e}"))))
 }
 
 fn run_verify(args: VerifyArgs) -> Result<(), debsync::Error> {

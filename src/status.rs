@@ -3,10 +3,14 @@
 //!
 //! A state that says `running` while nobody holds the run lock is a run that was killed: it
 //! is shown as `interrupted`, which is what happened to it.
+//!
+//! `--changes` reads the per-run changelogs instead (`project/debsync/changes/`, see
+//! [`crate::sync::changes`]): what each recent run added, upgraded and removed.
 
 use serde::Serialize;
 
 use crate::config::{Config, MirrorConfig};
+use crate::sync::changes::Changelog;
 use crate::sync::lock;
 use crate::sync::state::{RunResult, RunSummary, State};
 
@@ -155,6 +159,125 @@ pub fn render(statuses: &[MirrorStatus], now: i64) -> String {
     out
 }
 
+/// `--since`: a day (`YYYY-MM-DD`, UTC) or an archive serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// Unix seconds of the day's start.
+    Date(i64),
+    Serial(String),
+}
+
+impl std::str::FromStr for Since {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Since, String> {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        if s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-' {
+            let month = s[5..7]
+                .parse::<usize>()
+                .ok()
+                .and_then(|m| MONTHS.get(m.checked_sub(1)?));
+            return month
+                .and_then(|m| {
+                    crate::archive::date::parse_rfc2822(&format!(
+                        "{} {m} {} 00:00 UTC",
+                        &s[8..],
+                        &s[..4]
+                    ))
+                })
+                .map(Since::Date)
+                .ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"));
+        }
+        if !s.is_empty()
+            && s.split('-')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Ok(Since::Serial(s.to_string()));
+        }
+        Err(format!(
+            "{s:?} is neither a date (YYYY-MM-DD) nor an archive serial (2026120201)"
+        ))
+    }
+}
+
+impl Since {
+    /// Whether a run is newer than this: on or after the day, or a serial above this one
+    /// (compared as numbers: `2026120201` < `20261202163000`, `-2` suffixes after their base).
+    fn admits(&self, log: &Changelog) -> bool {
+        match self {
+            Since::Date(t) => log.date >= *t,
+            Since::Serial(s) => serial_order(&log.serial) > serial_order(s),
+        }
+    }
+}
+
+fn serial_order(serial: &str) -> (u128, u32) {
+    let (base, n) = serial.split_once('-').unwrap_or((serial, "1"));
+    (base.parse().unwrap_or(0), n.parse().unwrap_or(1))
+}
+
+/// The changelogs of every mirror of a config (or the one named), oldest first.
+pub fn changes(
+    config: &Config,
+    only: Option<&str>,
+    since: Option<&Since>,
+) -> Result<Vec<Changelog>, crate::Error> {
+    let mut out = Vec::new();
+    for m in config.select(only)? {
+        out.extend(
+            crate::sync::changes::read_all(&m.tree(&config.root))
+                .into_iter()
+                .filter(|log| since.is_none_or(|s| s.admits(log))),
+        );
+    }
+    Ok(out)
+}
+
+/// The human form of changelogs: a block per run, a line per package.
+pub fn render_changes(logs: &[Changelog]) -> String {
+    use crate::archive::date::format_rfc2822;
+    let mut out = String::new();
+    if logs.is_empty() {
+        out.push_str("no recorded changes\n");
+    }
+    for log in logs {
+        out.push_str(&format!(
+            "{} {} ({}):\n",
+            log.mirror,
+            log.serial,
+            format_rfc2822(log.date)
+        ));
+        for s in &log.suites {
+            if s.initial {
+                out.push_str(&format!("  {}: initial sync\n", s.suite));
+                continue;
+            }
+            out.push_str(&format!(
+                "  {}: {} added, {} upgraded, {} removed\n",
+                s.suite,
+                s.added.len(),
+                s.upgraded.len(),
+                s.removed.len()
+            ));
+            for p in &s.added {
+                out.push_str(&format!("    + {} {} [{}]\n", p.package, p.version, p.arch));
+            }
+            for u in &s.upgraded {
+                out.push_str(&format!(
+                    "    ~ {} {} -> {} [{}]\n",
+                    u.package, u.from, u.to, u.arch
+                ));
+            }
+            for p in &s.removed {
+                out.push_str(&format!("    - {} {} [{}]\n", p.package, p.version, p.arch));
+            }
+        }
+    }
+    out
+}
+
 /// `3d 4h`, `5h 2m`, `12m`, `40s`.
 pub fn age(secs: i64) -> String {
     let s = secs.max(0);
@@ -195,5 +318,24 @@ mod tests {
         assert_eq!(age(3 * 86_400 + 4 * 3600), "3d 4h");
         assert_eq!(size(512), "512 B");
         assert_eq!(size(13_529_147_392), "12.6 GiB");
+    }
+
+    #[test]
+    fn since_is_a_day_or_a_serial() {
+        assert_eq!("1970-01-02".parse(), Ok(Since::Date(86_400)));
+        assert_eq!("2026120201".parse(), Ok(Since::Serial("2026120201".into())));
+        assert!("2026-13-01".parse::<Since>().is_err());
+        assert!("yesterday".parse::<Since>().is_err());
+        let log = |serial: &str| Changelog {
+            serial: serial.into(),
+            date: 86_400,
+            ..Changelog::default()
+        };
+        let since = Since::Serial("2026120201".into());
+        assert!(!since.admits(&log("2026120201")));
+        assert!(since.admits(&log("2026120201-2")));
+        assert!(since.admits(&log("2026120202")));
+        assert!(Since::Date(86_400).admits(&log("1")));
+        assert!(!Since::Date(86_401).admits(&log("1")));
     }
 }

@@ -4,6 +4,7 @@
 //! - `dists/<suite>/`: a live generation, swapped whole; `dists/<alias>` links to one.
 //! - `pool/…`: package files (a flat repository's are at the root).
 //! - `project/trace/`: trace files.
+//! - `project/debsync/changes/<serial>.json`: what each run added, upgraded and removed.
 //! - `.debsync/`: private: `state.json`, `staging/`, `manifests/`, `waiting/`, and
 //!   `schedule.json` while `debsync daemon` runs; in an edge cache's tree `cache/` (the
 //!   upstream validators of each cached InRelease).
@@ -79,6 +80,11 @@ pub(crate) fn unique_temp_path(dest: &Path, tag: &str) -> PathBuf {
 /// `project/trace/`.
 pub(crate) fn trace_dir(tree: &Path) -> PathBuf {
     tree.join("project/trace")
+}
+
+/// `project/debsync/changes/`: one public JSON changelog per run that changed packages.
+pub(crate) fn changes_dir(tree: &Path) -> PathBuf {
+    tree.join("project/debsync/changes")
 }
 
 /// `Archive-Update-in-Progress-<hostname>`: the run lock.

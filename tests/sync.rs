@@ -14,12 +14,18 @@
 //! - `flat`: flat repositories (`deb URL ./`), end to end, apt included.
 //! - `upstream_update`: upstream mid-update: re-plan on a new Release, wait out its flag or a
 //!   missing file, fail cleanly when it stays so.
+//! - `check`: `debsync check`, the dry run that writes nothing.
+//! - `changes`: the per-run changelog and `debsync status --changes`.
 
 mod common;
 
 #[path = "sync/support.rs"]
 mod support;
 
+#[path = "sync/changes.rs"]
+mod changes;
+#[path = "sync/check.rs"]
+mod check;
 #[path = "sync/client.rs"]
 mod client;
 #[path = "sync/flat.rs"]

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::generation::ParseSource;
+use super::manifest::Manifests;
 use super::pool::{PathKey, for_each_listed, path_key};
 use super::{SyncError, io_err};
 use crate::config::MaxDelete;
@@ -36,13 +37,14 @@ pub(crate) enum Mode {
 /// Decides what to delete. `new_keys` are the paths the parsed new indices list; `other_live`
 /// are the live indices that were not parsed this run (unchanged), read only if needed.
 pub(crate) fn plan(
-    tree: &Path,
+    manifests: Manifests<'_>,
     mode: Mode,
     mut new_keys: HashMap<PathKey, u64>,
     other_live: &[ParseSource],
     max_delete: MaxDelete,
     force: bool,
 ) -> Result<Deletions, SyncError> {
+    let tree = manifests.tree;
     let mut out = Deletions::default();
     match mode {
         Mode::Diff(candidates) => {
@@ -52,7 +54,7 @@ pub(crate) fn plan(
             // Whatever the unchanged indices list stays; they also count towards the size of
             // the mirror the deletion limit is a share of.
             for src in other_live {
-                for_each_listed(tree, src, |f| {
+                for_each_listed(manifests, src, |f| {
                     new_keys.entry(path_key(f.path.as_str())).or_insert(0);
                     Ok(())
                 })?;
@@ -69,7 +71,7 @@ pub(crate) fn plan(
         }
         Mode::Walk { flat } => {
             for src in other_live {
-                for_each_listed(tree, src, |f| {
+                for_each_listed(manifests, src, |f| {
                     new_keys.entry(path_key(f.path.as_str())).or_insert(0);
                     Ok(())
                 })?;

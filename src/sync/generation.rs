@@ -75,7 +75,11 @@ impl UpstreamRelease {
             && same("Release.gpg", &self.release_gpg)
     }
 
-    fn verify(&self, keyring: &Keyring, ctx: &Ctx<'_>) -> Result<VerifiedRelease, SyncError> {
+    pub(crate) fn verify(
+        &self,
+        keyring: &Keyring,
+        ctx: &Ctx<'_>,
+    ) -> Result<VerifiedRelease, SyncError> {
         let suite = &self.suite;
         if let Some(bytes) = &self.inrelease {
             return Ok(verify_inrelease(
@@ -125,6 +129,10 @@ pub(crate) struct StagedSuite {
     pub groups: Vec<StagedGroup>,
     /// Live groups (changed or gone) whose pool files may become unreferenced.
     pub old_sources: Vec<ParseSource>,
+    /// (live, new) of every pool-listing index that changed, appeared or went: the changelog.
+    pub index_changes: Vec<(Option<ParseSource>, Option<ParseSource>)>,
+    /// No trusted live generation before this one.
+    pub initial: bool,
     pub state: SuiteState,
 }
 
@@ -132,17 +140,24 @@ pub(crate) fn staging_root(tree: &Path) -> PathBuf {
     crate::tree::staging_dir(tree)
 }
 
-/// Verifies and stages one suite.
-pub(crate) async fn build(
+/// A suite's Release from upstream, checked as every run checks it, and the live one.
+pub(crate) struct CheckedRelease {
+    pub verified: VerifiedRelease,
+    /// The live generation's Release, verified again (`None`: first run, or no longer
+    /// trusted).
+    pub old: Option<Release>,
+}
+
+/// The signature against the pinned keyring, then Valid-Until, Date, and no rollback behind
+/// the live Release: what makes a Release acceptable (`debsync check` asks the same).
+pub(crate) fn check_release(
     ctx: &Ctx<'_>,
     up: &UpstreamRelease,
     keyring: &Keyring,
-    prev: Option<&SuiteState>,
-) -> Result<StagedSuite, SyncError> {
-    let suite = &up.suite;
+) -> Result<CheckedRelease, SyncError> {
     let verified = up.verify(keyring, ctx)?;
     let release = verified.release();
-    let what = ctx.suite_shown(suite, "Release");
+    let what = ctx.suite_shown(&up.suite, "Release");
     if let Some(until) = release.valid_until
         && until < ctx.now
     {
@@ -154,7 +169,7 @@ pub(crate) async fn build(
     if release.date.is_none() && !ctx.mirror.allow_missing_date {
         return Err(SyncError::NoDate { what });
     }
-    let live_dir = crate::tree::suite_dir(&ctx.tree, suite);
+    let live_dir = crate::tree::suite_dir(&ctx.tree, &up.suite);
     let old = super::live::release(&live_dir, keyring);
     if let (Some(new_date), Some(old_date)) = (release.date, old.as_ref().and_then(|o| o.date))
         && new_date < old_date
@@ -165,30 +180,71 @@ pub(crate) async fn build(
             mirrored: crate::archive::date::format_rfc2822(old_date),
         });
     }
+    Ok(CheckedRelease { verified, old })
+}
+
+/// The index groups of a suite's next generation and of its live one.
+pub(crate) struct Selected {
+    pub groups: Vec<IndexGroup>,
+    /// Installer `current` directories, staged as links to their target.
+    pub links: Vec<listed::InstallerLink>,
+    pub old_groups: Vec<IndexGroup>,
+}
+
+pub(crate) fn select(
+    ctx: &Ctx<'_>,
+    suite: &str,
+    release: &Release,
+    old: Option<&Release>,
+) -> Result<Selected, SyncError> {
     let mut groups = select_indices(release, ctx.mirror).map_err(|source| SyncError::Plan {
-        what: what.clone(),
+        what: ctx.suite_shown(suite, "Release"),
         source,
     })?;
-    // Installer `current` directories become links, staged through their target.
     let links = listed::installer_links(release, &groups);
     for g in &mut groups {
         g.variants
             .retain(|v| !listed::under_link(&links, v.path.as_str()));
     }
     groups.retain(|g| !g.variants.is_empty());
-
     let old_groups = old
-        .as_ref()
         .and_then(|o| select_indices(o, ctx.mirror).ok())
         .unwrap_or_default();
-    // What the live generation was built from: a file it selected, listed unchanged, and does
-    // not have is one upstream did not serve; asking again would only cost a 404.
-    let known_absent: HashSet<&str> = old_groups
+    Ok(Selected {
+        groups,
+        links,
+        old_groups,
+    })
+}
+
+/// What the live generation was built from: a file it selected, listed unchanged, and does
+/// not have is one upstream did not serve; asking again would only cost a 404.
+pub(crate) fn known_absent<'g>(old_groups: &'g [IndexGroup], live_dir: &Path) -> HashSet<&'g str> {
+    old_groups
         .iter()
         .flat_map(|g| g.variants.iter())
         .filter(|f| !live_dir.join(f.path.as_path()).exists())
         .map(|f| f.path.as_str())
-        .collect();
+        .collect()
+}
+
+/// Verifies and stages one suite.
+pub(crate) async fn build(
+    ctx: &Ctx<'_>,
+    up: &UpstreamRelease,
+    keyring: &Keyring,
+    prev: Option<&SuiteState>,
+) -> Result<StagedSuite, SyncError> {
+    let suite = &up.suite;
+    let CheckedRelease { verified, old } = check_release(ctx, up, keyring)?;
+    let release = verified.release();
+    let live_dir = crate::tree::suite_dir(&ctx.tree, suite);
+    let Selected {
+        groups,
+        links,
+        old_groups,
+    } = select(ctx, suite, release, old.as_ref())?;
+    let known_absent = known_absent(&old_groups, &live_dir);
 
     let dir = staging_root(&ctx.tree).join(suite);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -247,6 +303,7 @@ pub(crate) async fn build(
 
     let mut staged_groups = Vec::new();
     let mut old_sources = Vec::new();
+    let mut index_changes = Vec::new();
     let reserved: Arc<[String]> = layout::reserved_pool_roots(ctx.mirror, release).into();
     for g in groups.iter().filter(|g| g.kind.lists_pool()) {
         let source = parse_source(g, suite, &dir, &reserved, |f| {
@@ -261,8 +318,9 @@ pub(crate) async fn build(
             (Some(n), Some(o)) => n.sha256 != o.sha256,
             _ => true,
         };
-        if changed && let Some(o) = old_source {
-            old_sources.push(o);
+        if changed {
+            index_changes.push((old_source.clone(), source.clone()));
+            old_sources.extend(old_source);
         }
         staged_groups.push(StagedGroup { source, changed });
     }
@@ -273,6 +331,7 @@ pub(crate) async fn build(
                 live_dir.join(f.path.as_path()).is_file()
             })
         {
+            index_changes.push((Some(s.clone()), None));
             old_sources.push(s);
         }
     }
@@ -288,9 +347,11 @@ pub(crate) async fn build(
     Ok(StagedSuite {
         suite: suite.clone(),
         dir,
+        initial: old.is_none(),
         verified,
         groups: staged_groups,
         old_sources,
+        index_changes,
         state,
     })
 }
@@ -321,7 +382,7 @@ async fn upstream_aliases(
     Ok(out)
 }
 
-pub(super) fn parse_source(
+pub(crate) fn parse_source(
     g: &IndexGroup,
     suite: &str,
     dir: &Path,

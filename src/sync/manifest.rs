@@ -16,6 +16,24 @@ use crate::archive::{ArchivePath, FileRef, Sha256};
 const MAGIC: &[u8; 8] = b"DSMANIF1";
 const END: &[u8; 4] = b"END.";
 
+/// Where a pass reads manifests, and whether a parse leaves one behind for the next run.
+#[derive(Clone, Copy)]
+pub(crate) struct Manifests<'a> {
+    pub tree: &'a Path,
+    /// `false` for `debsync check`, which writes nothing under the mirror's root.
+    pub write: bool,
+}
+
+impl Manifests<'_> {
+    pub(crate) fn of_run(tree: &Path) -> Manifests<'_> {
+        Manifests { tree, write: true }
+    }
+
+    pub(crate) fn read_only(tree: &Path) -> Manifests<'_> {
+        Manifests { tree, write: false }
+    }
+}
+
 pub(crate) fn dir(tree: &Path) -> PathBuf {
     crate::tree::manifests_dir(tree)
 }

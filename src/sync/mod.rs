@@ -11,8 +11,10 @@
 //! 4. **pool**: fetch every pool file the new indices list that the live generation does not
 //!    already vouch for ([`pool`]). Pool first, because an index must never go live before the
 //!    files it names: a client reading it would get 404s.
-//! 5. **swap**: one `syncfs` barrier, then each suite goes live with one atomic directory
-//!    exchange ([`swap`]). A kill at any instant leaves either generation, whole.
+//! 5. **swap**: the run's changelog (packages added, upgraded, removed) is written beside
+//!    the trace ([`changes`]), one `syncfs` barrier makes it durable with everything else,
+//!    then each suite goes live with one atomic directory exchange ([`swap`]). A kill at any
+//!    instant leaves either generation, whole.
 //! 6. **cleanup**: delete what no live index references, within `max_delete` ([`cleanup`]).
 //!    Delete last, because until the swap the old indices still name those files.
 //! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
@@ -23,6 +25,7 @@
 //! and a file its Release lists that it does not serve makes the run fetch the Release again
 //! and re-plan, or wait and retry ([`upstream_update`]).
 
+pub mod changes;
 pub(crate) mod cleanup;
 pub(crate) mod generation;
 pub(crate) mod layout;
@@ -47,6 +50,7 @@ use crate::config::{Config, MaxDelete, MirrorConfig, SyncConfig};
 use crate::fetch::{FetchError, Fetcher};
 use crate::verify::{Keyring, VerifyError};
 use generation::{ParseSource, StagedSuite, UpstreamRelease};
+use pool::PoolSources;
 use state::{RunResult, State};
 
 #[derive(Debug, thiserror::Error)]
@@ -372,7 +376,7 @@ pub async fn sync_mirror_until(
 /// against the live tree. An unchanged one whose Valid-Until has passed is not news:
 /// upstream stopped updating (a freeze attack looks exactly like this), which clients will
 /// refuse.
-async fn fetch_releases(
+pub(crate) async fn fetch_releases(
     ctx: &Ctx<'_>,
 ) -> Result<(Vec<UpstreamRelease>, Vec<UpstreamRelease>), SyncError> {
     let mut upstream = Vec::new();
@@ -446,17 +450,6 @@ impl SyncReport {
     }
 }
 
-/// The index files stage 1 reads, by role.
-#[derive(Default)]
-struct PoolSources {
-    /// Live versions of the indices that changed: what may become unreferenced.
-    old: Vec<ParseSource>,
-    /// The new indices whose pool files must be in place before the swap.
-    new: Vec<ParseSource>,
-    /// Indices that did not change (their pool files stay referenced).
-    unchanged: Vec<ParseSource>,
-}
-
 impl PoolSources {
     /// `--full` trusts nothing: every index counts as changed, so every pool file it lists is
     /// checked on disk (and fetched again when wrong), and cleanup walks the pool.
@@ -517,6 +510,9 @@ async fn run(
     }
     tracing::debug!("stage: {} suite(s) staged", staged.len());
 
+    // The changelog's diff reads the old and new indices beside the pool stage.
+    let diff = changes::start(ctx, &staged);
+
     // 4. pool: every changed index's files, across suites.
     let sources = PoolSources::of(ctx, &staged, unchanged, &keyring, opts.full);
     let phase = Instant::now();
@@ -536,10 +532,20 @@ async fn run(
         opts.force_delete,
     )?;
 
+    let changelog = changes::finish(ctx, diff).await;
+
     // 5. swap
     let stage2 = Instant::now();
     record_pending(ctx, state, &staged, &pool.deferred)?;
-    let suites_updated = go_live(ctx, state, &staged)?;
+    let written = match changelog {
+        Some(mut log) => Some(changes::write(&ctx.tree, &mut log)?),
+        None => None,
+    };
+    let suites_updated = go_live(ctx, state, &staged).inspect_err(|_| {
+        if let Some(path) = &written {
+            changes::unwrite(path);
+        }
+    })?;
     for (waiting, dest) in &pool.deferred {
         pool::replace_after_swap(&ctx.tree, waiting, dest).map_err(io_err(dest))?;
     }
@@ -556,6 +562,9 @@ async fn run(
         .map(|s| s.sha256)
         .collect();
     manifest::prune(&ctx.tree, &live);
+    if written.is_some() {
+        changes::prune(&ctx.tree, ctx.cfg.changes_kept);
+    }
     state.pool_files = pool.listed_files;
     state.pool_bytes = pool.listed_bytes;
     Ok(RunFigures {
@@ -587,7 +596,7 @@ fn plan_deletions(
         }
     };
     cleanup::plan(
-        &ctx.tree,
+        manifest::Manifests::of_run(&ctx.tree),
         mode,
         std::mem::take(&mut pool.new_keys),
         unchanged,

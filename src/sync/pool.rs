@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::generation::ParseSource;
+use super::manifest::{self, Manifests};
 use super::plan::IndexKind;
-use super::{Ctx, SyncError, manifest};
+use super::{Ctx, SyncError};
 use crate::archive::deb822::StanzaReader;
 use crate::archive::{FileRef, packages, sources};
 use crate::fetch::{Expected, FetchError, hash_file};
@@ -105,16 +106,19 @@ pub(crate) fn for_each_file(
 /// leaves one behind when it had to parse. Entries may repeat after a damaged manifest;
 /// every caller deduplicates by path.
 pub(crate) fn for_each_listed(
-    tree: &Path,
+    manifests: Manifests<'_>,
     src: &ParseSource,
     mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {
-    if manifest::read(&manifest::path(tree, &src.sha256), &mut f)? {
+    if manifest::read(&manifest::path(manifests.tree, &src.sha256), &mut f)? {
         return Ok(());
     }
-    let mut writer = manifest::Writer::create(tree, &src.sha256)
-        .inspect_err(|e| tracing::warn!("{}: cannot write manifest: {e}", src.display))
-        .ok();
+    let mut writer = None;
+    if manifests.write {
+        writer = manifest::Writer::create(manifests.tree, &src.sha256)
+            .inspect_err(|e| tracing::warn!("{}: cannot write manifest: {e}", src.display))
+            .ok();
+    }
     for_each_file(src, |entry| {
         if let Some(w) = writer.as_mut()
             && w.push(&entry).is_err()
@@ -145,7 +149,12 @@ pub(crate) async fn sync_pool(
         super::progress::Reporter::start(&ctx.mirror.name, counts.clone(), ctx.fetcher.clone());
     let planned = counts.clone();
     let planner = tokio::task::spawn_blocking(move || {
-        let result = plan_pool(&tree, &old, &new, &unchanged, tx, &planned.queued);
+        let sources = PoolSources {
+            old,
+            new,
+            unchanged,
+        };
+        let result = plan_pool(Manifests::of_run(&tree), &sources, tx, &planned.queued);
         planned
             .planned
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -231,20 +240,35 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 use super::progress::Counts;
 
+/// The index files stage 1 reads, by role.
+#[derive(Default)]
+pub(crate) struct PoolSources {
+    /// Live versions of the indices that changed: what may become unreferenced.
+    pub old: Vec<ParseSource>,
+    /// The new indices whose pool files must be in place before the swap.
+    pub new: Vec<ParseSource>,
+    /// Indices that did not change (their pool files stay referenced).
+    pub unchanged: Vec<ParseSource>,
+}
+
 /// The blocking half: read the old indices into a compact map, then stream the new ones and
-/// queue every file the live generation does not already vouch for.
-fn plan_pool(
-    tree: &Path,
-    old: &[ParseSource],
-    new: &[ParseSource],
-    unchanged: &[ParseSource],
+/// queue every file the live generation does not already vouch for (`debsync check` reads
+/// the queue instead of workers).
+pub(crate) fn plan_pool(
+    manifests: Manifests<'_>,
+    sources: &PoolSources,
     tx: mpsc::Sender<FileRef>,
     queued: &std::sync::atomic::AtomicU64,
 ) -> Result<PoolOutcome, SyncError> {
+    let PoolSources {
+        old,
+        new,
+        unchanged,
+    } = sources;
     // What the unchanged suites list, to catch a path two suites list with different bytes.
     let mut unchanged_table: Vec<(PathKey, u64)> = Vec::new();
     for src in unchanged {
-        for_each_listed(tree, src, |f| {
+        for_each_listed(manifests, src, |f| {
             unchanged_table.push((path_key(f.path.as_str()), content_tag(&f)));
             Ok(())
         })?;
@@ -253,7 +277,7 @@ fn plan_pool(
     // The live generation as a sorted (key, tag) table: 24 bytes a file, no hash-table slack.
     let mut old_table: Vec<(PathKey, u64)> = Vec::new();
     for src in old {
-        for_each_listed(tree, src, |f| {
+        for_each_listed(manifests, src, |f| {
             old_table.push((path_key(f.path.as_str()), content_tag(&f)));
             Ok(())
         })?;
@@ -267,7 +291,7 @@ fn plan_pool(
         ..PoolOutcome::default()
     };
     for src in new {
-        for_each_listed(tree, src, |f| {
+        for_each_listed(manifests, src, |f| {
             let key = path_key(f.path.as_str());
             let tag = content_tag(&f);
             // Listed twice (another index of this run, or an unchanged suite): the same
@@ -277,7 +301,7 @@ fn plan_pool(
                     return Ok(());
                 }
                 std::collections::hash_map::Entry::Occupied(_) => {
-                    return Err(conflict(tree, &f, new, unchanged));
+                    return Err(conflict(manifests, &f, new, unchanged));
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(tag);
@@ -286,7 +310,7 @@ fn plan_pool(
             if let Ok(i) = unchanged_table.binary_search_by_key(&key, |e| e.0)
                 && unchanged_table[i].1 != tag
             {
-                return Err(conflict(tree, &f, new, unchanged));
+                return Err(conflict(manifests, &f, new, unchanged));
             }
             // The pool must not reach into the trees the swap replaces, the trace, our flag
             // files (the run lock), or a flat repository's root links into the live
@@ -322,7 +346,7 @@ fn plan_pool(
     if referenced.iter().any(|r| !r) {
         let mut seen = HashSet::new();
         for src in old {
-            for_each_listed(tree, src, |f| {
+            for_each_listed(manifests, src, |f| {
                 let key = path_key(f.path.as_str());
                 if let Ok(i) = old_table.binary_search_by_key(&key, |e| e.0)
                     && !referenced[i]
@@ -339,10 +363,15 @@ fn plan_pool(
 
 /// The error for a pool path listed with different contents: names both indices (found again
 /// by a second look, since the first pass keeps no paths).
-fn conflict(tree: &Path, f: &FileRef, new: &[ParseSource], unchanged: &[ParseSource]) -> SyncError {
+fn conflict(
+    manifests: Manifests<'_>,
+    f: &FileRef,
+    new: &[ParseSource],
+    unchanged: &[ParseSource],
+) -> SyncError {
     let mut listings: Vec<String> = Vec::new();
     for src in new.iter().chain(unchanged) {
-        let _ = for_each_listed(tree, src, |g| {
+        let _ = for_each_listed(manifests, src, |g| {
             if g.path == f.path {
                 listings.push(format!(
                     "{} ({} bytes, SHA256 {})",

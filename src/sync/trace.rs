@@ -105,11 +105,21 @@ impl UpstreamTraces {
 
     /// `Archive serial` of upstream's `master` (dak's serial, `YYYYMMDDNN`).
     pub(crate) fn archive_serial(&self) -> Option<String> {
-        let master = std::str::from_utf8(self.get_file("master")?).ok()?;
-        field(master, "Archive serial")
-            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-            .map(str::to_string)
+        serial_of_master(self.get_file("master")?)
     }
+}
+
+/// Upstream's archive serial right now, from its `master` trace alone (names the changelog
+/// before the swap; the full traces are fetched after it).
+pub(crate) async fn upstream_serial(ctx: &Ctx<'_>) -> Option<String> {
+    serial_of_master(&get(ctx, "master").await?)
+}
+
+fn serial_of_master(master: &[u8]) -> Option<String> {
+    let master = std::str::from_utf8(master).ok()?;
+    field(master, "Archive serial")
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
 }
 
 async fn get(ctx: &Ctx<'_>, name: &str) -> Option<Vec<u8>> {

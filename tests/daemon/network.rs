@@ -220,8 +220,9 @@ fn three_tiers_upstream_hub_leaf() {
     s.archive
         .add_package("third", "3.0", "amd64", "main", &noise("third", 4096));
     s.archive.build();
+    // `_hierarchy` is fetched only after the swap (`master` also names the changelog before it).
     s.upstream.add_fault(FaultRule::suffix(
-        "project/trace/master",
+        "project/trace/_hierarchy",
         Fault::Hold("hub".into()),
     ));
     assert_eq!(
