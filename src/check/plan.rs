@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use crate::archive::FileRef;
 use crate::archive::compression::Compression;
 use crate::config::{Config, MirrorConfig};
-use crate::fetch::{Expected, FetchError, Fetcher};
+use crate::fetch::{Expected, FetchError};
 use crate::sync::cleanup::{self, Mode};
 use crate::sync::generation::{
     CheckedRelease, ParseSource, check_release, known_absent, parse_source, select,
@@ -37,7 +37,7 @@ use crate::sync::manifest::Manifests;
 use crate::sync::plan::{IndexGroup, unchanged_in};
 use crate::sync::pool::{PoolSources, plan_pool};
 use crate::sync::state::{RunResult, State};
-use crate::sync::{Ctx, SyncError, fetch_releases, layout, live, lock, now_unix};
+use crate::sync::{Ctx, SyncError, fetch_releases, layout, live, lock};
 use crate::verify::Keyring;
 
 /// What `debsync check` found for one mirror.
@@ -123,13 +123,7 @@ async fn run(
     let keyring = Keyring::load(&mirror.keyrings)?;
     report.keys = keyring.len();
     report.sync_running = lock::is_running(&tree);
-    let ctx = Ctx {
-        tree: tree.clone(),
-        mirror,
-        cfg: &config.sync,
-        fetcher: Fetcher::new(&config.sync, mirror.upstream.scheme() == "https")?,
-        now: now_unix(),
-    };
+    let ctx = Ctx::new(config, mirror)?;
 
     // 2. release
     let (changed, unchanged) = fetch_releases(&ctx).await?;

@@ -27,7 +27,7 @@ use super::generation::{ParseSource, StagedSuite};
 use super::plan::IndexKind;
 use super::pool::{PathKey, path_key};
 use super::{Ctx, SyncError, io_err};
-use crate::archive::deb822::{StanzaReader, field_lines};
+use crate::archive::deb822::field_lines;
 
 /// One run's changes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -168,17 +168,8 @@ fn for_each_package(
     src: &ParseSource,
     mut f: impl FnMut(&str, &str, &str),
 ) -> Result<(), SyncError> {
-    let index_err = |detail: String| SyncError::Index {
-        file: src.display.clone(),
-        detail,
-    };
-    let file = std::fs::File::open(&src.path).map_err(|e| index_err(e.to_string()))?;
-    let decoder = src
-        .compression
-        .decoder(std::io::BufReader::with_capacity(128 * 1024, file))
-        .map_err(|e| index_err(e.to_string()))?;
-    let mut reader = StanzaReader::new(decoder);
-    while let Some(stanza) = reader.next_stanza().map_err(|e| index_err(e.to_string()))? {
+    let mut reader = src.stanzas()?;
+    while let Some(stanza) = reader.next_stanza().map_err(|e| src.error(e.to_string()))? {
         let (mut name, mut arch, mut version) = (None, None, None);
         for (field, value) in field_lines(stanza) {
             let slot = match field {

@@ -115,6 +115,28 @@ pub(crate) struct ParseSource {
     pub reserved: Arc<[String]>,
 }
 
+impl ParseSource {
+    /// Its stanzas, decoded while streaming.
+    pub(crate) fn stanzas(
+        &self,
+    ) -> Result<crate::archive::deb822::StanzaReader<Box<dyn std::io::Read>>, SyncError> {
+        let file = std::fs::File::open(&self.path).map_err(|e| self.error(e.to_string()))?;
+        let decoder = self
+            .compression
+            .decoder(std::io::BufReader::with_capacity(128 * 1024, file))
+            .map_err(|e| self.error(e.to_string()))?;
+        Ok(crate::archive::deb822::StanzaReader::new(decoder))
+    }
+
+    /// An error in this index, named as clients see it.
+    pub(crate) fn error(&self, detail: String) -> SyncError {
+        SyncError::Index {
+            file: self.display.clone(),
+            detail,
+        }
+    }
+}
+
 pub(crate) struct StagedGroup {
     pub source: Option<ParseSource>,
     /// The parsed index differs from the live generation's.

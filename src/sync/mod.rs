@@ -195,7 +195,18 @@ pub struct Ctx<'a> {
     pub now: i64,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A run's context for `mirror`, its tree under `config.root`, stamped now.
+    pub(crate) fn new(config: &'a Config, mirror: &'a MirrorConfig) -> Result<Ctx<'a>, SyncError> {
+        Ok(Ctx {
+            tree: mirror.tree(&config.root),
+            mirror,
+            cfg: &config.sync,
+            fetcher: Fetcher::new(&config.sync, mirror.upstream.scheme() == "https")?,
+            now: now_unix(),
+        })
+    }
+
     /// Upstream URL of a path relative to the archive root; each segment is percent-encoded.
     pub fn url(&self, rel: &str) -> Url {
         join_url(&self.mirror.upstream, rel)
@@ -273,13 +284,7 @@ pub async fn sync_mirror_until(
     let host = hostname();
     // 1. lock
     let lock = lock::RunLock::acquire(&tree, &host)?;
-    let ctx = Ctx {
-        tree: tree.clone(),
-        mirror,
-        cfg: &config.sync,
-        fetcher: Fetcher::new(&config.sync, mirror.upstream.scheme() == "https")?,
-        now: now_unix(),
-    };
+    let ctx = Ctx::new(config, mirror)?;
     let mut state = State::load(&tree);
     finish_pending(&tree, &mut state)?;
 

@@ -12,7 +12,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +21,6 @@ use super::generation::ParseSource;
 use super::manifest::{self, Manifests};
 use super::plan::IndexKind;
 use super::{Ctx, SyncError};
-use crate::archive::deb822::StanzaReader;
 use crate::archive::{FileRef, packages, sources};
 use crate::fetch::{Expected, FetchError, hash_file};
 
@@ -67,16 +65,8 @@ pub(crate) fn for_each_file(
     src: &ParseSource,
     mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {
-    let index_err = |detail: String| SyncError::Index {
-        file: src.display.clone(),
-        detail,
-    };
-    let file = std::fs::File::open(&src.path).map_err(|e| index_err(e.to_string()))?;
-    let decoder = src
-        .compression
-        .decoder(BufReader::with_capacity(128 * 1024, file))
-        .map_err(|e| index_err(e.to_string()))?;
-    let mut reader = StanzaReader::new(decoder);
+    let index_err = |detail: String| src.error(detail);
+    let mut reader = src.stanzas()?;
     loop {
         let n = reader.index + 1;
         let Some(stanza) = reader
