@@ -5,7 +5,11 @@
 //!    the line is dropped and counted (`debsync_access_log_dropped_lines_total`) instead of
 //!    making the request wait.
 //! 2. The writer thread blocks on the channel (an idle server costs nothing), appends what has
-//!    arrived to a buffered file and flushes once the channel is empty.
+//!    arrived to a buffered file and flushes once the channel is empty. It then lets lines
+//!    gather for [`BATCH`] before it waits again: a request that sends to a waiting writer
+//!    pays a futex wake-up (a fifth of a small file's cost at 40k requests/s), one that sends
+//!    while the writer is busy or gathering pays an atomic. So a busy server wakes the writer
+//!    once per batch, not once per line, and a line reaches the file at most [`BATCH`] late.
 //! 3. [`AccessLog::reopen`] (SIGHUP, after logrotate moved the file) sets a flag and wakes the
 //!    writer, which opens the path again (appending, creating it) and flushes the old file
 //!    before switching. A path that cannot be opened keeps the old file and logs one error.
@@ -21,6 +25,8 @@ use super::error::ServeError;
 
 /// Lines waiting for the writer at most; beyond, lines are dropped.
 const QUEUE: usize = 16 * 1024;
+/// How long lines gather after a flush before the writer waits for the next one.
+const BATCH: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A handle on the access log file; clones share the writer.
 #[derive(Clone)]
@@ -126,6 +132,7 @@ fn write_lines(shared: &Shared, file: File, rx: &Receiver<Message>) {
         }
         let flushed = out.flush();
         report(&mut failing, shared, flushed);
+        std::thread::sleep(BATCH);
     }
     let _ = out.flush();
 }
