@@ -5,6 +5,7 @@
 # which it never caches, so every request re-reads 10,000 entries like nginx does).
 #
 #   bench/serve.sh [DURATION_SECS] [CONNECTIONS]      (defaults: 5 32)
+#   SERVE_LOG=1 bench/serve.sh ...    both servers write a combined-format access log file
 #
 # Needs: wrk and nginx (apt-get install wrk nginx), a release build (built if missing).
 # Both servers log nothing per request (nginx access_log off; debsync RUST_LOG=warn) and use
@@ -53,11 +54,18 @@ touch -d '1 hour ago' "$tree/pool/main/l/big" "$tree/pool/main/l/big-linked"
 chmod -R a+rX "$tree"
 
 # debsync
-RUST_LOG=warn "$bin" serve --root "$tree" --listen 127.0.0.1:0 > "$work/debsync.out" 2> "$work/debsync.err" &
+log_args=""
+nginx_log=""
+if [ "${SERVE_LOG:-0}" = 1 ]; then
+    log_args="--access-log $work/debsync-access.log"
+    nginx_log="access_log $work/nginx-access.log combined;"
+fi
+# shellcheck disable=SC2086 # log_args is empty or two words
+RUST_LOG=warn "$bin" serve --root "$tree" --listen 127.0.0.1:0 $log_args > "$work/debsync.out" 2> "$work/debsync.err" &
 debsync_pid=$!
 
 # nginx, foreground, everything under $work.
-nginx_start "$work/nginx" "$tree" "$(free_port)" auto "autoindex on;" || exit 1
+nginx_start "$work/nginx" "$tree" "$(free_port)" auto "autoindex on; $nginx_log" || exit 1
 nginx_pid=$NGINX_PID
 
 i=0
@@ -88,7 +96,7 @@ rps() { # url -> "req/s transfer/s"
         END { printf "%s %s%s", r, t, (bad ? " (non-2xx!)" : "") }'
 }
 
-printf '%s\n' "wrk -t2 -c$conns -d${duration}s, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%s\n' "wrk -t2 -c$conns -d${duration}s, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), access log files: ${SERVE_LOG:-0}"
 printf '%-34s %24s %24s\n' "target" "debsync req/s (xfer/s)" "nginx req/s (xfer/s)"
 for row in \
     "1 MiB .deb|/pool/main/h/hello/hello_2.10-3_amd64.deb" \
