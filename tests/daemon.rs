@@ -123,7 +123,9 @@ impl Drop for Daemon {
     }
 }
 
-/// `GET path` over a fresh connection: (status, body).
+/// `GET path` over a fresh connection: (status, body); status 0 when the connection closed
+/// without a response (a connection the old server generation accepted just as a reload
+/// stopped it: hyper's graceful shutdown closes connections with no request read yet).
 fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -133,7 +135,10 @@ fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     )
     .unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    // Closed with the request unread, the kernel resets the connection instead of a clean end.
+    if s.read_to_end(&mut raw).is_err() || raw.is_empty() {
+        return (0, Vec::new());
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
