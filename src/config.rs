@@ -125,6 +125,9 @@ fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
     pub concurrency: usize,
+    /// Requests in flight on one connection to a plain `http://` upstream (HTTP/1.1
+    /// pipelining, as apt does by default with 10); 0 or 1 sends one request at a time.
+    pub pipeline_depth: usize,
     pub retries: u32,
     pub retry_delay_ms: u64,
     pub timeout_secs: u64,
@@ -149,6 +152,7 @@ impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             concurrency: 8,
+            pipeline_depth: 10,
             retries: 4,
             retry_delay_ms: 500,
             timeout_secs: 60,
@@ -447,6 +451,12 @@ impl Config {
             return Err(invalid(
                 "sync.concurrency".into(),
                 format!("must be 1..=256, got {}", sync.concurrency),
+            ));
+        }
+        if sync.pipeline_depth > 100 {
+            return Err(invalid(
+                "sync.pipeline_depth".into(),
+                format!("must be 0..=100, got {}", sync.pipeline_depth),
             ));
         }
         // Upper bounds keep deadline arithmetic (now + timeout) far from overflow.

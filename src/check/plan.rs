@@ -304,18 +304,20 @@ async fn plan_pool_and_cleanup(
     diff: bool,
     report: &mut MirrorCheck,
 ) -> Result<(), SyncError> {
-    let (tx, mut rx) = mpsc::channel::<FileRef>(512);
+    let (tx, mut rx) = mpsc::channel::<Vec<FileRef>>(crate::sync::pool::QUEUED_BATCHES);
     let tree = ctx.tree.clone();
     let planner = tokio::task::spawn_blocking(move || {
         let queued = std::sync::atomic::AtomicU64::new(0);
         plan_pool(Manifests::read_only(&tree), &sources, tx, &queued).map(|o| (o, sources))
     });
-    while let Some(f) = rx.recv().await {
-        match std::fs::symlink_metadata(ctx.tree.join(f.path.as_path())) {
-            Ok(m) if m.is_file() && m.len() == f.size => report.pool_rehash_files += 1,
-            _ => {
-                report.pool_download_files += 1;
-                report.pool_download_bytes += f.size;
+    while let Some(batch) = rx.recv().await {
+        for f in batch {
+            match std::fs::symlink_metadata(ctx.tree.join(f.path.as_path())) {
+                Ok(m) if m.is_file() && m.len() == f.size => report.pool_rehash_files += 1,
+                _ => {
+                    report.pool_download_files += 1;
+                    report.pool_download_bytes += f.size;
+                }
             }
         }
     }

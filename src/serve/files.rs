@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -206,17 +205,15 @@ fn chunks(
         if left == 0 {
             return None;
         }
-        let mut buf = vec![0u8; left.min(CHUNK as u64) as usize];
-        let item = match file.read_at(&mut buf, pos) {
+        // Read into fresh capacity: zeroing a 256 KiB buffer first cost as much as the read.
+        let mut buf = Vec::with_capacity(left.min(CHUNK as u64) as usize);
+        let item = match rustix::io::pread(&file, rustix::buffer::spare_capacity(&mut buf), pos) {
             Ok(0) => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "file shrank while being sent",
             )),
-            Ok(n) => {
-                buf.truncate(n);
-                Ok(buf)
-            }
-            Err(e) => Err(e),
+            Ok(_) => Ok(buf),
+            Err(e) => Err(io::Error::from(e)),
         };
         match item {
             Ok(buf) => {

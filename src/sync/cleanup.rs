@@ -8,7 +8,6 @@
 //! count is checked against `max_delete` before the swap, so an upstream that suddenly lists
 //! nothing cannot empty the mirror.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use super::generation::ParseSource;
@@ -39,13 +38,14 @@ pub(crate) enum Mode {
 pub(crate) fn plan(
     manifests: Manifests<'_>,
     mode: Mode,
-    mut new_keys: HashMap<PathKey, u64>,
+    new_keys: Vec<(PathKey, u64)>,
     other_live: &[ParseSource],
     max_delete: MaxDelete,
     force: bool,
 ) -> Result<Deletions, SyncError> {
     let tree = manifests.tree;
     let mut out = Deletions::default();
+    let live;
     match mode {
         Mode::Diff(candidates) => {
             if candidates.is_empty() {
@@ -53,33 +53,23 @@ pub(crate) fn plan(
             }
             // Whatever the unchanged indices list stays; they also count towards the size of
             // the mirror the deletion limit is a share of.
-            for src in other_live {
-                for_each_listed(manifests, src, |f| {
-                    new_keys.entry(path_key(f.path.as_str())).or_insert(0);
-                    Ok(())
-                })?;
-            }
+            live = live_keys(manifests, new_keys, other_live)?;
             out.files = candidates
                 .into_iter()
                 // A path that became a directory (upstream changed its shape) is not a file
                 // to delete any more.
                 .filter(|p| {
-                    !new_keys.contains_key(&path_key(p))
+                    !is_live(&live, p)
                         && std::fs::symlink_metadata(tree.join(p)).is_ok_and(|m| !m.is_dir())
                 })
                 .collect();
         }
         Mode::Walk { flat } => {
-            for src in other_live {
-                for_each_listed(manifests, src, |f| {
-                    new_keys.entry(path_key(f.path.as_str())).or_insert(0);
-                    Ok(())
-                })?;
-            }
+            live = live_keys(manifests, new_keys, other_live)?;
             let mut visit = |rel: String, name: &str| {
                 if is_temp_name(name) {
                     out.temps.push(rel);
-                } else if !new_keys.contains_key(&path_key(&rel)) {
+                } else if !is_live(&live, &rel) {
                     out.files.push(rel);
                 }
             };
@@ -90,7 +80,7 @@ pub(crate) fn plan(
             }
         }
     }
-    let total = new_keys.len() as u64 + out.files.len() as u64;
+    let total = live.len() as u64 + out.files.len() as u64;
     let limit = max_delete.limit(total);
     if !force && out.files.len() as u64 > limit {
         return Err(SyncError::TooManyDeletes {
@@ -172,4 +162,28 @@ pub(crate) fn delete(tree: &Path, d: &Deletions) -> u64 {
         }
     }
     deleted
+}
+
+/// Every key a live index lists after the swap: the changed indices' (sorted, unique) and the
+/// unchanged ones', sorted and unique.
+fn live_keys(
+    manifests: Manifests<'_>,
+    mut keys: Vec<(PathKey, u64)>,
+    other_live: &[ParseSource],
+) -> Result<Vec<(PathKey, u64)>, SyncError> {
+    if !other_live.is_empty() {
+        for src in other_live {
+            for_each_listed(manifests, src, |f| {
+                keys.push((path_key(f.path.as_str()), 0));
+                Ok(())
+            })?;
+        }
+        keys.sort_unstable_by_key(|e| e.0);
+        keys.dedup_by_key(|e| e.0);
+    }
+    Ok(keys)
+}
+
+fn is_live(live: &[(PathKey, u64)], path: &str) -> bool {
+    live.binary_search_by_key(&path_key(path), |e| e.0).is_ok()
 }

@@ -22,6 +22,7 @@ use super::manifest::{self, Manifests};
 use super::plan::IndexKind;
 use super::{Ctx, SyncError};
 use crate::archive::{FileRef, packages, sources};
+use crate::fetch::pipeline::{Endpoint, Handoff, Job, Pipeline};
 use crate::fetch::{Expected, FetchError, hash_file};
 
 /// A 128-bit digest of a pool path: compact set membership for 60,000+ files. Two `u64`s
@@ -48,8 +49,8 @@ fn content_tag(f: &FileRef) -> u64 {
 /// What the planning pass learnt, for cleanup.
 #[derive(Default)]
 pub(crate) struct PoolOutcome {
-    /// Every path the changed new indices reference, with its content tag.
-    pub new_keys: HashMap<PathKey, u64>,
+    /// Every path the changed new indices reference, with its content tag, sorted by key.
+    pub new_keys: Vec<(PathKey, u64)>,
     /// Paths the old versions of changed indices referenced and the new ones do not.
     pub unreferenced: Vec<String>,
     pub listed_files: u64,
@@ -132,7 +133,7 @@ pub(crate) async fn sync_pool(
     new: Vec<ParseSource>,
     unchanged: Vec<ParseSource>,
 ) -> Result<PoolOutcome, SyncError> {
-    let (tx, rx) = mpsc::channel::<FileRef>(512);
+    let (tx, rx) = mpsc::channel::<Vec<FileRef>>(QUEUED_BATCHES);
     let tree = ctx.tree.clone();
     let counts = Arc::new(Counts::default());
     let _progress =
@@ -160,20 +161,34 @@ pub(crate) async fn sync_pool(
         dirs: DirCache::default(),
         deferred: Mutex::default(),
     });
+    // Plain http pipelines over a few connections; anything else gets a request per worker.
+    let pipelined = Some(ctx.cfg.pipeline_depth)
+        .filter(|depth| *depth > 1)
+        .zip(Endpoint::of(&ctx.mirror.upstream));
+    let workers_wanted = match pipelined {
+        Some(_) => ctx.cfg.concurrency.min(pipelined_connections()),
+        None => ctx.cfg.concurrency,
+    };
     // Spawned, not joined in place: hashing and writing then spread over every core.
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..ctx.cfg.concurrency {
-        let rx = rx.clone();
-        let failures = failures.clone();
-        let counts = counts.clone();
-        let wctx = worker_ctx.clone();
+    for _ in 0..workers_wanted {
+        let queue = Queue {
+            rx: rx.clone(),
+            batch: Vec::new(),
+            closed: false,
+        };
+        let worker = Worker {
+            ctx: worker_ctx.clone(),
+            failures: failures.clone(),
+            counts: counts.clone(),
+        };
+        let pipeline = pipelined
+            .clone()
+            .map(|(depth, endpoint)| Pipeline::new(endpoint, ctx.fetcher.clone(), depth));
         workers.spawn(async move {
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some(file) = next else { break };
-                if let Err(e) = fetch_one(&wctx, &file, &counts).await {
-                    locked(&failures).push(e);
-                }
+            match pipeline {
+                Some(pipeline) => worker.run_pipelined(queue, pipeline).await,
+                None => worker.run(queue).await,
             }
         });
     }
@@ -241,13 +256,20 @@ pub(crate) struct PoolSources {
     pub unchanged: Vec<ParseSource>,
 }
 
+/// Files the planner hands over at a time: one wake-up of a worker per batch, not per file.
+const BATCH_FILES: usize = 32;
+/// ... and at most this many bytes a batch, so large files still spread over the workers.
+const BATCH_BYTES: u64 = 4 << 20;
+/// Batches queued ahead of the workers: memory stays at a few hundred entries.
+pub(crate) const QUEUED_BATCHES: usize = 16;
+
 /// The blocking half: read the old indices into a compact map, then stream the new ones and
-/// queue every file the live generation does not already vouch for (`debsync check` reads
-/// the queue instead of workers).
+/// queue every file the live generation does not already vouch for, in batches (`debsync
+/// check` reads the queue instead of workers).
 pub(crate) fn plan_pool(
     manifests: Manifests<'_>,
     sources: &PoolSources,
-    tx: mpsc::Sender<FileRef>,
+    tx: mpsc::Sender<Vec<FileRef>>,
     queued: &std::sync::atomic::AtomicU64,
 ) -> Result<PoolOutcome, SyncError> {
     let PoolSources {
@@ -276,26 +298,20 @@ pub(crate) fn plan_pool(
     old_table.dedup_by_key(|e| e.0);
     let mut referenced = vec![false; old_table.len()];
 
-    let mut outcome = PoolOutcome {
-        new_keys: HashMap::with_capacity(old_table.len()),
-        ..PoolOutcome::default()
-    };
+    let mut outcome = PoolOutcome::default();
+    let mut listed = Listed::with_capacity(old_table.len());
+    let mut batch = Vec::with_capacity(BATCH_FILES);
+    let mut batch_bytes = 0;
     for src in new {
         for_each_listed(manifests, src, |f| {
             let key = path_key(f.path.as_str());
             let tag = content_tag(&f);
             // Listed twice (another index of this run, or an unchanged suite): the same
             // bytes, or two suites whose clients cannot both be right.
-            match outcome.new_keys.entry(key) {
-                std::collections::hash_map::Entry::Occupied(e) if *e.get() == tag => {
-                    return Ok(());
-                }
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    return Err(conflict(manifests, &f, new, unchanged));
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(tag);
-                }
+            match listed.insert(key, tag) {
+                Some(before) if before == tag => return Ok(()),
+                Some(_) => return Err(conflict(manifests, &f, new, unchanged)),
+                None => {}
             }
             if let Ok(i) = unchanged_table.binary_search_by_key(&key, |e| e.0)
                 && unchanged_table[i].1 != tag
@@ -327,11 +343,24 @@ pub(crate) fn plan_pool(
                 }
             }
             queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // The receiver only goes away when the run is failing anyway.
-            tx.blocking_send(f).map_err(|_| SyncError::WorkersStopped)
+            batch_bytes += f.size;
+            batch.push(f);
+            if batch.len() == BATCH_FILES || batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_FILES));
+                // The receiver only goes away when the run is failing anyway.
+                tx.blocking_send(full)
+                    .map_err(|_| SyncError::WorkersStopped)?;
+            }
+            Ok(())
         })?;
     }
+    if !batch.is_empty() {
+        tx.blocking_send(batch)
+            .map_err(|_| SyncError::WorkersStopped)?;
+    }
     drop(tx);
+    outcome.new_keys = listed.into_sorted();
     // Paths are not kept in memory: the old manifests (just read or written) name them again.
     if referenced.iter().any(|r| !r) {
         let mut seen = HashSet::new();
@@ -349,6 +378,48 @@ pub(crate) fn plan_pool(
         }
     }
     Ok(outcome)
+}
+
+/// The paths listed so far this run with their content tags, in listing order, and a hash
+/// index over them: about 30 bytes a path at 60,000 paths, where a `HashMap` of the same
+/// entries needs twice that at its load factor (and three times while it grows).
+struct Listed {
+    entries: Vec<(PathKey, u64)>,
+    index: hashbrown::HashTable<u32>,
+}
+
+impl Listed {
+    fn with_capacity(n: usize) -> Listed {
+        Listed {
+            entries: Vec::with_capacity(n),
+            index: hashbrown::HashTable::with_capacity(n),
+        }
+    }
+
+    /// Adds a path; returns the tag it was listed with before, if it was.
+    fn insert(&mut self, key: PathKey, tag: u64) -> Option<u64> {
+        let entries = &self.entries;
+        // A path key is a hash already.
+        match self.index.entry(
+            key[0],
+            |&i| entries[i as usize].0 == key,
+            |&i| entries[i as usize].0[0],
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => Some(entries[*e.get() as usize].1),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(entries.len() as u32);
+                self.entries.push((key, tag));
+                None
+            }
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(PathKey, u64)> {
+        let mut entries = self.entries;
+        drop(self.index);
+        entries.sort_unstable_by_key(|e| e.0);
+        entries
+    }
 }
 
 /// The error for a pool path listed with different contents: names both indices (found again
@@ -436,65 +507,237 @@ impl WorkerCtx {
     }
 }
 
-async fn fetch_one(ctx: &WorkerCtx, file: &FileRef, counts: &Counts) -> Result<(), FetchError> {
-    let dest = ctx.tree.join(file.path.as_path());
-    let want = Expected::new(file.size, file.sha256);
-    let fresh_dir = match file.path.parent() {
-        "" => false,
-        parent => match ctx.dirs.ensure(&ctx.tree, parent) {
-            Ok(created) => created,
-            // Upstream turned a file into a directory: the file stays until the swap (the
-            // live indices name it), so the new file waits in the state directory.
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-                let waiting = waiting_path(&ctx.tree, file.path.as_str());
-                if let Some(parent) = waiting.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| FetchError::Io {
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
+/// Pipelined connections per run: this many writers keep a 2-core machine's filesystem
+/// busiest (bench/floor), and each carries `sync.pipeline_depth` requests.
+fn pipelined_connections() -> usize {
+    2
+}
+
+/// A worker's view of the planner's queue: one batch at a time.
+struct Queue {
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<FileRef>>>>,
+    /// The batch being worked through, reversed (taken from the end).
+    batch: Vec<FileRef>,
+    closed: bool,
+}
+
+impl Queue {
+    /// The next file, waiting for the planner when `wait`; `None` when none is ready (or
+    /// none will come, see `closed`).
+    async fn next(&mut self, wait: bool) -> Option<FileRef> {
+        if self.batch.is_empty() && !self.closed {
+            let next = if wait {
+                self.rx.lock().await.recv().await
+            } else {
+                match self.rx.try_lock() {
+                    Ok(mut rx) => match rx.try_recv() {
+                        Ok(batch) => Some(batch),
+                        Err(mpsc::error::TryRecvError::Empty) => return None,
+                        Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    },
+                    Err(_) => return None,
                 }
-                locked(&ctx.deferred).push((waiting.clone(), dest));
-                let url = ctx.url(file.path.as_str());
-                ctx.fetcher.download(&url, &waiting, want).await?;
-                counts
+            };
+            match next {
+                Some(mut batch) => {
+                    batch.reverse();
+                    self.batch = batch;
+                }
+                None => self.closed = true,
+            }
+        }
+        self.batch.pop()
+    }
+}
+
+/// One pool worker: takes files off the queue until it is closed and empty.
+struct Worker {
+    ctx: Arc<WorkerCtx>,
+    failures: Arc<Mutex<Vec<FetchError>>>,
+    counts: Arc<Counts>,
+}
+
+impl Worker {
+    /// One request at a time through the general client.
+    async fn run(self, mut queue: Queue) {
+        while let Some(file) = queue.next(true).await {
+            let result = match self.prepare(&file) {
+                Ok(Some(t)) => self.transfer(&t, None).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            self.finish(result);
+        }
+    }
+
+    /// Keeps the pipeline full; what it hands back goes through the general client.
+    async fn run_pipelined(self, mut queue: Queue, mut pipeline: Pipeline) {
+        loop {
+            // Refilled in halves: several requests go out per write.
+            while pipeline.wants_more() && pipeline.has_room() {
+                let mut added = false;
+                while pipeline.has_room() {
+                    let Some(file) = queue.next(pipeline.is_empty()).await else {
+                        break;
+                    };
+                    added = true;
+                    match self.prepare(&file) {
+                        // A partial file from an earlier run is resumed with `Range`, which
+                        // only the general path does.
+                        Ok(Some(t)) if t.has_partial() => {
+                            let result = self.transfer(&t, None).await;
+                            self.finish(result);
+                        }
+                        Ok(Some(t)) => pipeline.push(t.into_job()),
+                        Ok(None) => {}
+                        Err(e) => self.finish(Err(e)),
+                    }
+                }
+                if !added {
+                    break;
+                }
+            }
+            let Some(done) = pipeline.next().await else {
+                if queue.closed && queue.batch.is_empty() {
+                    return;
+                }
+                continue;
+            };
+            let result = match done {
+                Ok(_) => Ok(()),
+                Err(Handoff { job, failed }) => {
+                    let t = Transfer::of_job(job);
+                    self.transfer(&t, Some(failed)).await
+                }
+            };
+            self.finish(result);
+        }
+    }
+
+    fn finish(&self, result: Result<(), FetchError>) {
+        match result {
+            Ok(()) => {
+                self.counts
                     .fetched
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok(());
             }
-            Err(source) => {
-                return Err(FetchError::Io {
-                    path: ctx.tree.join(parent),
-                    source,
-                });
-            }
-        },
-    };
-    // A file already there (an interrupted earlier run, or a re-added package) is kept when
-    // its bytes are right: hashing locally beats downloading. In a directory this run
-    // created there is nothing to look at.
-    let mut target = dest.clone();
-    if !fresh_dir && let Ok(meta) = std::fs::symlink_metadata(&dest) {
-        if meta.is_file() && meta.len() == file.size && local_matches(&dest, &want) {
-            counts
-                .local
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
+            Err(e) => locked(&self.failures).push(e),
         }
-        // Different bytes under a name the live indices may still list: the new file waits
-        // beside it and replaces it only after the swap, so a failed run changes nothing.
-        target = deferred_path(&dest);
-        locked(&ctx.deferred).push((target.clone(), dest.clone()));
     }
-    let url = ctx.url(file.path.as_str());
-    if fresh_dir {
-        ctx.fetcher.download_new(&url, &target, want).await?;
-    } else {
-        ctx.fetcher.download(&url, &target, want).await?;
+
+    /// Where a listed file goes and whether it needs fetching at all: `None` when the bytes
+    /// on disk are already right (counted here).
+    fn prepare(&self, file: &FileRef) -> Result<Option<Transfer>, FetchError> {
+        let ctx = &self.ctx;
+        let dest = ctx.tree.join(file.path.as_path());
+        let want = Expected::new(file.size, file.sha256);
+        let url = ctx.url(file.path.as_str());
+        let fresh_dir = match file.path.parent() {
+            "" => false,
+            parent => match ctx.dirs.ensure(&ctx.tree, parent) {
+                Ok(created) => created,
+                // Upstream turned a file into a directory: the file stays until the swap
+                // (the live indices name it), so the new file waits in the state directory.
+                Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                    let waiting = waiting_path(&ctx.tree, file.path.as_str());
+                    if let Some(parent) = waiting.parent() {
+                        std::fs::create_dir_all(parent).map_err(|source| FetchError::Io {
+                            path: parent.to_path_buf(),
+                            source,
+                        })?;
+                    }
+                    locked(&ctx.deferred).push((waiting.clone(), dest));
+                    return Ok(Some(Transfer {
+                        url,
+                        target: waiting,
+                        want,
+                        fresh_dir: false,
+                    }));
+                }
+                Err(source) => {
+                    return Err(FetchError::Io {
+                        path: ctx.tree.join(parent),
+                        source,
+                    });
+                }
+            },
+        };
+        // A file already there (an interrupted earlier run, or a re-added package) is kept
+        // when its bytes are right: hashing locally beats downloading. In a directory this
+        // run created there is nothing to look at.
+        let mut target = dest.clone();
+        if !fresh_dir && let Ok(meta) = std::fs::symlink_metadata(&dest) {
+            if meta.is_file() && meta.len() == file.size && local_matches(&dest, &want) {
+                self.counts
+                    .local
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(None);
+            }
+            // Different bytes under a name the live indices may still list: the new file
+            // waits beside it and replaces it only after the swap, so a failed run changes
+            // nothing.
+            target = deferred_path(&dest);
+            locked(&ctx.deferred).push((target.clone(), dest));
+        }
+        Ok(Some(Transfer {
+            url,
+            target,
+            want,
+            fresh_dir,
+        }))
     }
-    counts
-        .fetched
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
+
+    /// Downloads through the general client; `after` is the pipeline's attempt, if it had one.
+    async fn transfer(
+        &self,
+        t: &Transfer,
+        after: Option<Option<FetchError>>,
+    ) -> Result<(), FetchError> {
+        let fetcher = &self.ctx.fetcher;
+        match after {
+            Some(failed) => {
+                fetcher
+                    .download_after(&t.url, &t.target, t.want, failed)
+                    .await
+            }
+            None if t.fresh_dir => fetcher.download_new(&t.url, &t.target, t.want).await,
+            None => fetcher.download(&t.url, &t.target, t.want).await,
+        }
+    }
+}
+
+/// A file to download: from where, to where, and what it must be.
+struct Transfer {
+    url: reqwest::Url,
+    target: std::path::PathBuf,
+    want: Expected,
+    /// Its directory was made by this run: no partial file can be there yet.
+    fresh_dir: bool,
+}
+
+impl Transfer {
+    /// Whether an earlier attempt left a partial file to resume (none can be in a directory
+    /// this run made).
+    fn has_partial(&self) -> bool {
+        !self.fresh_dir && std::fs::symlink_metadata(crate::fetch::temp_path(&self.target)).is_ok()
+    }
+
+    fn into_job(self) -> Job {
+        Job {
+            url: self.url,
+            dest: self.target,
+            want: self.want,
+        }
+    }
+
+    fn of_job(job: Job) -> Transfer {
+        Transfer {
+            url: job.url,
+            target: job.dest,
+            want: job.want,
+            fresh_dir: false,
+        }
+    }
 }
 
 /// `.debsync/waiting/<sha256 of the path>`: a new file whose directory is still a file the

@@ -21,6 +21,8 @@ use sha2::Digest;
 use crate::archive::Sha256;
 use crate::config::SyncConfig;
 
+pub(crate) mod pipeline;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: not found (404)")]
@@ -33,6 +35,9 @@ pub enum FetchError {
     },
     #[error("{url}: {}", error_chain(.source))]
     Network { url: String, source: reqwest::Error },
+    /// No answer on a pipelined connection (connect, send or the response head failed).
+    #[error("{url}: {source}")]
+    Connection { url: String, source: std::io::Error },
     #[error(
         "upstream down: {failures} requests in a row got no answer or a server error; stopped instead of retrying every file"
     )]
@@ -83,6 +88,7 @@ impl FetchError {
                     || *status == StatusCode::TOO_MANY_REQUESTS
             }
             FetchError::Network { .. }
+            | FetchError::Connection { .. }
             | FetchError::TooSlow { .. }
             | FetchError::Truncated { .. }
             | FetchError::TooLarge { .. }
@@ -181,6 +187,7 @@ pub struct Fetcher {
     pace: Pace,
     /// Requests in a row that got no answer or a 5xx, over the whole run (the circuit breaker).
     connect_failures: Arc<AtomicU64>,
+    timeout: Duration,
 }
 
 /// Failed requests in a row (no answer, or a 5xx) after which upstream counts as down: the
@@ -204,7 +211,12 @@ impl Pace {
             && (got as f64) < self.min_rate as f64 * elapsed.as_secs_f64()
     }
 
-    fn check(&self, url: &Url, got: u64, started: std::time::Instant) -> Result<(), FetchError> {
+    pub(crate) fn check(
+        &self,
+        url: &Url,
+        got: u64,
+        started: std::time::Instant,
+    ) -> Result<(), FetchError> {
         let elapsed = started.elapsed();
         if self.too_slow(got, elapsed) {
             return Err(FetchError::TooSlow {
@@ -249,6 +261,7 @@ impl Fetcher {
                 grace: cfg.timeout(),
                 min_rate: cfg.min_rate,
             },
+            timeout: cfg.timeout(),
         })
     }
 
@@ -258,31 +271,29 @@ impl Fetcher {
     }
 
     /// Runs `op` with the retry policy.
-    async fn with_retries<T, F, Fut>(&self, mut op: F) -> Result<T, FetchError>
+    async fn with_retries<T, F, Fut>(&self, op: F) -> Result<T, FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, FetchError>>,
+    {
+        self.with_retries_after(None, op).await
+    }
+
+    /// [`Fetcher::with_retries`] after a first attempt made elsewhere (the pipeline) failed
+    /// with `failed`: the policy, the delays and the attempt count go on from there.
+    async fn with_retries_after<T, F, Fut>(
+        &self,
+        mut failed: Option<FetchError>,
+        mut op: F,
+    ) -> Result<T, FetchError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, FetchError>>,
     {
         let mut attempt = 0;
         loop {
-            let failures = self.connect_failures.load(Ordering::Relaxed);
-            if failures >= UPSTREAM_DOWN_AFTER {
-                return Err(FetchError::UpstreamDown { failures });
-            }
-            let result = op().await;
-            match &result {
-                // No answer, or a server error: upstream itself is in trouble.
-                Err(FetchError::Network { .. }) => {
-                    self.connect_failures.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(FetchError::Status { status, .. }) if status.is_server_error() => {
-                    self.connect_failures.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => self.connect_failures.store(0, Ordering::Relaxed),
-            }
-            match result {
-                Ok(v) => return Ok(v),
-                Err(e) => match self.policy.delay(attempt, &e, jitter()) {
+            if let Some(e) = failed.take() {
+                match self.policy.delay(attempt, &e, jitter()) {
                     Some(d) => {
                         tracing::warn!("retrying in {d:?}: {e}");
                         if !d.is_zero() {
@@ -291,9 +302,65 @@ impl Fetcher {
                         attempt += 1;
                     }
                     None => return Err(e),
-                },
+                }
+            }
+            let failures = self.connect_failures.load(Ordering::Relaxed);
+            if failures >= UPSTREAM_DOWN_AFTER {
+                return Err(FetchError::UpstreamDown { failures });
+            }
+            let result = op().await;
+            self.note_outcome(&result);
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) => failed = Some(e),
             }
         }
+    }
+
+    /// Feeds one request's outcome to the circuit breaker.
+    fn note_outcome<T>(&self, result: &Result<T, FetchError>) {
+        match result {
+            Ok(_) => self.note_answer(),
+            Err(e) => self.note_error(e),
+        }
+    }
+
+    /// A request upstream answered: the breaker's count starts over.
+    pub(crate) fn note_answer(&self) {
+        self.connect_failures.store(0, Ordering::Relaxed);
+    }
+
+    /// A failed request: no answer, or a server error, means upstream itself is in trouble;
+    /// any other failure still is an answer.
+    pub(crate) fn note_error(&self, e: &FetchError) {
+        match e {
+            FetchError::Network { .. } | FetchError::Connection { .. } => {
+                self.connect_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            FetchError::Status { status, .. } if status.is_server_error() => {
+                self.connect_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self.note_answer(),
+        }
+    }
+
+    /// Whether the circuit breaker has tripped.
+    pub(crate) fn upstream_down(&self) -> Option<FetchError> {
+        let failures = self.connect_failures.load(Ordering::Relaxed);
+        (failures >= UPSTREAM_DOWN_AFTER).then_some(FetchError::UpstreamDown { failures })
+    }
+
+    pub(crate) fn count_received(&self, bytes: u64) {
+        self.received.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn pace(&self) -> Pace {
+        self.pace
+    }
+
+    /// The idle timeout of one read or connect.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Fetches a small file whole (InRelease, Release.gpg). `Ok(None)` on 404.
@@ -367,7 +434,7 @@ impl Fetcher {
     /// while streaming. A partial temp file from an earlier attempt or run is resumed with
     /// `Range` after re-hashing its prefix. The caller owns creating `dest`'s directory.
     pub async fn download(&self, url: &Url, dest: &Path, want: Expected) -> Result<(), FetchError> {
-        self.download_with(url, dest, want, true).await
+        self.download_with(url, dest, want, true, None).await
     }
 
     /// [`Fetcher::download`] into a directory this run created: no partial file can be there
@@ -379,7 +446,20 @@ impl Fetcher {
         dest: &Path,
         want: Expected,
     ) -> Result<(), FetchError> {
-        self.download_with(url, dest, want, false).await
+        self.download_with(url, dest, want, false, None).await
+    }
+
+    /// [`Fetcher::download`] after the pipeline's attempt at it: `failed` is how that attempt
+    /// failed (`None`: it was not one the pipeline finishes, e.g. a redirect), and its partial
+    /// file, if any, is resumed.
+    pub(crate) async fn download_after(
+        &self,
+        url: &Url,
+        dest: &Path,
+        want: Expected,
+        failed: Option<FetchError>,
+    ) -> Result<(), FetchError> {
+        self.download_with(url, dest, want, true, failed).await
     }
 
     async fn download_with(
@@ -388,10 +468,11 @@ impl Fetcher {
         dest: &Path,
         want: Expected,
         may_have_partial: bool,
+        failed: Option<FetchError>,
     ) -> Result<(), FetchError> {
         let tmp = temp_path(dest);
         let mut look_for_partial = may_have_partial;
-        self.with_retries(|| {
+        self.with_retries_after(failed, || {
             let look = std::mem::replace(&mut look_for_partial, true);
             self.download_once(url, dest, &tmp, want, look)
         })
@@ -402,6 +483,7 @@ impl Fetcher {
                 e,
                 FetchError::Truncated { .. }
                     | FetchError::Network { .. }
+                    | FetchError::Connection { .. }
                     | FetchError::TooSlow { .. }
             ) {
                 let _ = fs::remove_file(&tmp);
@@ -505,12 +587,12 @@ impl Fetcher {
 }
 
 /// Files at least this large have their writeback started as soon as they are complete.
-const EARLY_WRITEBACK_BYTES: u64 = 1 << 20;
+pub(crate) const EARLY_WRITEBACK_BYTES: u64 = 1 << 20;
 
 /// Asks the kernel to start writing a file's dirty pages now, without waiting: the barrier
 /// before the swap then finds large files (indices, big packages) already on their way to
 /// disk instead of flushing them all at once. Advisory; failure changes nothing.
-fn start_writeback(file: &File) {
+pub(crate) fn start_writeback(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: a plain syscall on a file descriptor we own for the duration of the call.
     unsafe {
