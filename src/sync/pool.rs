@@ -10,7 +10,7 @@
 //! Failures are collected, not counted: any failure is an error value that stops the run
 //! before the swap.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -460,17 +460,37 @@ struct WorkerCtx {
 
 /// Pool directories known to exist, by path key: one `mkdir` per directory instead of one
 /// `mkdir` + `stat` per file, and the knowledge that a directory this run created holds only
-/// what this run wrote.
+/// what this run wrote. 16 bytes a directory (36,000 in bookworm main): the key's lowest bit
+/// carries "created by this run".
 #[derive(Default)]
 struct DirCache {
-    known: Mutex<HashMap<PathKey, bool>>,
+    known: Mutex<hashbrown::HashTable<PathKey>>,
 }
 
 impl DirCache {
+    fn lookup(&self, key: PathKey) -> Option<bool> {
+        Self::find(&*self.known.lock().ok()?, key)
+    }
+
+    fn remember(&self, key: PathKey, created: bool) {
+        if let Ok(mut known) = self.known.lock()
+            && Self::find(&known, key).is_none()
+        {
+            known.insert_unique(key[0], [key[0], (key[1] & !1) | created as u64], |e| e[0]);
+        }
+    }
+
+    /// Whether the directory is known, and if so whether this run created it.
+    fn find(known: &hashbrown::HashTable<PathKey>, key: PathKey) -> Option<bool> {
+        known
+            .find(key[0], |e| e[0] == key[0] && e[1] | 1 == key[1] | 1)
+            .map(|e| e[1] & 1 == 1)
+    }
+
     /// Makes sure `tree/rel` exists; returns whether this run created it.
     fn ensure(&self, tree: &Path, rel: &str) -> std::io::Result<bool> {
         let key = path_key(rel);
-        if let Some(created) = self.known.lock().ok().and_then(|k| k.get(&key).copied()) {
+        if let Some(created) = self.lookup(key) {
             return Ok(created);
         }
         let created = match std::fs::create_dir(tree.join(rel)) {
@@ -494,9 +514,7 @@ impl DirCache {
             }
             Err(e) => return Err(e),
         };
-        if let Ok(mut k) = self.known.lock() {
-            k.insert(key, created);
-        }
+        self.remember(key, created);
         Ok(created)
     }
 }
