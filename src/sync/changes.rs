@@ -179,6 +179,11 @@ fn for_each_package(
                 _ => continue,
             };
             *slot = slot.or(std::str::from_utf8(value).ok());
+            // The three come first in real indices: the rest of the stanza (the long
+            // Description, the hashes) need not be read at all.
+            if name.is_some() && arch.is_some() && version.is_some() {
+                break;
+            }
         }
         let arch = match src.kind {
             IndexKind::Sources => Some("source"),
