@@ -215,7 +215,8 @@ if [ -n "$FLOOR" ]; then
       || note "floor $n threads: $(tail -1 "$RES/floor$n.out")"
     echo "  $(tail -1 "$RES/floor$n.out")"
   done
-  FLOOR_BEST=$(cat "$RES"/floor?.out 2>/dev/null | sed -n 's/.*secs=\([0-9.]*\).*/\1/p' | sort -g | head -1)
+  FLOOR_BEST=$(cat "$RES"/floor?.out 2>/dev/null | sed -n 's/.* secs=\([0-9.]*\).*/\1/p' | sort -g | head -1)
+  FLOOR_SYNCED=$(cat "$RES"/floor?.out 2>/dev/null | sed -n 's/.* synced=\([0-9.]*\).*/\1/p' | sort -g | head -1)
 fi
 phase_end
 
@@ -280,6 +281,8 @@ row() {
     echo "filesystem floor (bench/floor, best of 1/2/4/8 threads): $FLOOR_BEST s;" \
       "debsync initial / floor = $(awk -v a="$(secs debsync-initial)" -v b="$FLOOR_BEST" 'BEGIN{printf "%.2f", a/b}')x" \
       "$( [ -n "$APTMIRS" ] && awk -v a="$(secs aptmirs-initial)" -v b="$FLOOR_BEST" 'BEGIN{printf "(aptmirs %.2fx)", a/b}')"
+    [ -n "$FLOOR_SYNCED" ] && echo "floor plus one syncfs (the barrier a durable sync adds): $FLOOR_SYNCED s;" \
+      "debsync initial / that = $(awk -v a="$(secs debsync-initial)" -v b="$FLOOR_SYNCED" 'BEGIN{printf "%.2f", a/b}')x"
   fi
   for t in initial noop resync; do
     okrc debsync-$t || echo "debsync-$t FAILED (exit $(cat "$RES/debsync-$t.rc" 2>/dev/null))"

@@ -35,7 +35,9 @@ cleanup() {
     [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A closed output pipe (`| head`) must not leave both servers running.
+trap 'exit 1' INT TERM HUP PIPE
 
 echo "building the tree in $work ..." >&2
 tree=$work/tree
