@@ -771,6 +771,10 @@ keyring = "k.gpg"
                 "sync.concurrency",
             ),
             (
+                format!("{GOOD}\n[sync]\npipeline_depth = 101\n"),
+                "sync.pipeline_depth",
+            ),
+            (
                 format!("{GOOD}\n[sync]\ntimeout_secs = 18446744073709551615\n"),
                 "sync.timeout_secs",
             ),

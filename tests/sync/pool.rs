@@ -256,3 +256,34 @@ fn pool_names_with_url_special_characters_are_mirrored() {
     let config = f.config_str();
     assert_success(&run_debsync(&["verify", "--config", &config]));
 }
+
+/// Over plain http the pool is pipelined (the default: several requests in flight on a
+/// connection); `pipeline_depth = 0` sends one request at a time through the general client.
+/// Either way each file arrives once, and an error answer in the middle of a pipeline is retried
+/// while the requests behind it are answered on the same connection, not sent again.
+#[test]
+fn pipelined_and_one_at_a_time_fetch_the_same_pool() {
+    let names: Vec<String> = (0..30).map(|i| format!("pkg{i:02}")).collect();
+    for config in ["", "[sync]\npipeline_depth = 0\n"] {
+        let f = Fixture::new(
+            |a| {
+                for n in &names {
+                    add(a, n, "1.0", "amd64");
+                }
+            },
+            config,
+        );
+        let failing = pool_path("main", "pkg15", "1.0", "amd64");
+        f.upstream
+            .add_fault(FaultRule::suffix(&failing, Fault::Status(503)).times(1));
+        f.sync_ok();
+        assert_eq!(statuses(&f, &failing), [503, 200], "{config:?}");
+        for n in &names {
+            let rel = pool_path("main", n, "1.0", "amd64");
+            assert_fetched(&f, &rel);
+            if rel != failing {
+                assert_eq!(statuses(&f, &rel), [200], "{rel} with {config:?}");
+            }
+        }
+    }
+}
