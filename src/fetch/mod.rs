@@ -190,6 +190,9 @@ pub struct Fetcher {
     timeout: Duration,
 }
 
+/// How long an unused connection to upstream stays open.
+const IDLE_CONNECTION: Duration = Duration::from_secs(1);
+
 /// Failed requests in a row (no answer, or a 5xx) after which upstream counts as down: the
 /// run stops instead of retrying every remaining file (hours, on a large mirror).
 pub(crate) const UPSTREAM_DOWN_AFTER: u64 = 16;
@@ -245,6 +248,9 @@ impl Fetcher {
             .connect_timeout(cfg.timeout())
             .read_timeout(cfg.timeout())
             .pool_max_idle_per_host(cfg.concurrency.max(1))
+            // Index downloads leave connections whose read buffers grew to ~400 KiB; while
+            // the pipelined pool stage runs beside them they would only hold that memory.
+            .pool_idle_timeout(IDLE_CONNECTION)
             .no_proxy()
             .build()
             .map_err(FetchError::Client)?;
