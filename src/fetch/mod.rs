@@ -190,6 +190,9 @@ pub struct Fetcher {
     timeout: Duration,
 }
 
+/// What debsync calls itself in requests.
+pub(crate) const USER_AGENT: &str = concat!("debsync/", env!("CARGO_PKG_VERSION"));
+
 /// How long an unused connection to upstream stays open.
 const IDLE_CONNECTION: Duration = Duration::from_secs(1);
 
@@ -244,7 +247,7 @@ impl Fetcher {
             builder = builder.tls_certs_only([]);
         }
         let client = builder
-            .user_agent(concat!("debsync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .connect_timeout(cfg.timeout())
             .read_timeout(cfg.timeout())
             .pool_max_idle_per_host(cfg.concurrency.max(1))
@@ -310,9 +313,8 @@ impl Fetcher {
                     None => return Err(e),
                 }
             }
-            let failures = self.connect_failures.load(Ordering::Relaxed);
-            if failures >= UPSTREAM_DOWN_AFTER {
-                return Err(FetchError::UpstreamDown { failures });
+            if let Some(down) = self.upstream_down() {
+                return Err(down);
             }
             let result = op().await;
             self.note_outcome(&result);
@@ -561,44 +563,58 @@ impl Fetcher {
             hasher.update(&chunk);
             file.write_all(&chunk).map_err(io)?;
             have += chunk.len() as u64;
-            self.received
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.count_received(chunk.len() as u64);
         }
-        if have >= EARLY_WRITEBACK_BYTES {
-            start_writeback(&file);
-        }
-        drop(file);
-        if want.exact && have < want.size {
-            return Err(FetchError::Truncated {
-                url: shown(url),
-                got: have,
-                expected: want.size,
-                reason: "connection closed early".into(),
-            });
-        }
-        let actual = Sha256(hasher.finalize().into());
-        if actual != want.sha256 {
-            let _ = fs::remove_file(tmp);
-            return Err(FetchError::HashMismatch {
-                url: shown(url),
-                expected: want.sha256,
-                actual,
-            });
-        }
-        fs::rename(tmp, dest).map_err(|source| FetchError::Io {
-            path: dest.to_path_buf(),
-            source,
-        })
+        put_in_place(url, file, tmp, dest, want, have, hasher)
     }
 }
 
+/// The end of a download whose body has been written to `tmp` (`got` bytes through
+/// `hasher`): the checks against what it must be, then the final name. A body short of an
+/// exact size stays for a resume; one with the wrong hash is removed.
+pub(crate) fn put_in_place(
+    url: &Url,
+    file: File,
+    tmp: &Path,
+    dest: &Path,
+    want: Expected,
+    got: u64,
+    hasher: sha2::Sha256,
+) -> Result<(), FetchError> {
+    if got >= EARLY_WRITEBACK_BYTES {
+        start_writeback(&file);
+    }
+    drop(file);
+    if want.exact && got < want.size {
+        return Err(FetchError::Truncated {
+            url: shown(url),
+            got,
+            expected: want.size,
+            reason: "connection closed early".into(),
+        });
+    }
+    let actual = Sha256(hasher.finalize().into());
+    if actual != want.sha256 {
+        let _ = fs::remove_file(tmp);
+        return Err(FetchError::HashMismatch {
+            url: shown(url),
+            expected: want.sha256,
+            actual,
+        });
+    }
+    fs::rename(tmp, dest).map_err(|source| FetchError::Io {
+        path: dest.to_path_buf(),
+        source,
+    })
+}
+
 /// Files at least this large have their writeback started as soon as they are complete.
-pub(crate) const EARLY_WRITEBACK_BYTES: u64 = 1 << 20;
+const EARLY_WRITEBACK_BYTES: u64 = 1 << 20;
 
 /// Asks the kernel to start writing a file's dirty pages now, without waiting: the barrier
 /// before the swap then finds large files (indices, big packages) already on their way to
 /// disk instead of flushing them all at once. Advisory; failure changes nothing.
-pub(crate) fn start_writeback(file: &File) {
+fn start_writeback(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: a plain syscall on a file descriptor we own for the duration of the call.
     unsafe {

@@ -10,7 +10,8 @@
 //! retries, resume with `Range` and the circuit breaker go on exactly as without pipelining;
 //! an answer the pipeline does not handle (a redirect, a chunked body, an upstream that closes
 //! every connection) with no attempt counted, and the pipeline steps aside for the rest of the
-//! run. Requests that were in flight behind a failure are sent again on a new connection.
+//! run. A short error body is read past, so the requests behind it are answered on the same
+//! connection; requests in flight on a connection that is lost are sent again on a new one.
 
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
@@ -23,8 +24,7 @@ use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{EARLY_WRITEBACK_BYTES, Expected, FetchError, Fetcher, shown, start_writeback};
-use crate::archive::Sha256;
+use super::{Expected, FetchError, Fetcher, USER_AGENT, put_in_place, shown};
 
 /// The read buffer of a connection: many small responses arrive in one read.
 const BUF_BYTES: usize = 64 * 1024;
@@ -164,22 +164,14 @@ impl Pipeline {
             if self.queue.is_empty() {
                 return None;
             }
-            if let Err(source) = self.send_queued().await {
-                self.drop_connection();
-                let job = self.queue.pop_front()?;
-                let failed = FetchError::Connection {
-                    url: shown(&job.url),
-                    source,
-                };
-                self.fetcher.note_error(&failed);
-                // Unreachable: the general path, with its backoff and breaker, takes over.
-                self.off = true;
-                return Some(Err(Handoff {
-                    job,
-                    failed: Some(failed),
-                }));
-            }
-            match self.finish_front().await {
+            let step = match self.send_queued().await {
+                Ok(()) => self.finish_front().await,
+                Err(source) => {
+                    self.drop_connection();
+                    self.fail_front(|url| FetchError::Connection { url, source })
+                }
+            };
+            match step {
                 Step::Done(job) => return Some(Ok(job)),
                 Step::Handoff(h) => return Some(Err(h)),
                 Step::Resend => continue,
@@ -376,14 +368,9 @@ fn write_request(out: &mut Vec<u8>, url: &Url, host: &str) {
     }
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host.as_bytes());
-    out.extend_from_slice(
-        concat!(
-            "\r\nUser-Agent: debsync/",
-            env!("CARGO_PKG_VERSION"),
-            "\r\nAccept: */*\r\n\r\n"
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(b"\r\nUser-Agent: ");
+    out.extend_from_slice(USER_AGENT.as_bytes());
+    out.extend_from_slice(b"\r\nAccept: */*\r\n\r\n");
 }
 
 impl Conn {
@@ -518,26 +505,7 @@ impl Conn {
             got += take as u64;
             fetcher.count_received(take as u64);
         }
-        if got >= EARLY_WRITEBACK_BYTES {
-            start_writeback(&file);
-        }
-        drop(file);
-        if job.want.exact && got < job.want.size {
-            return Err(truncated(got, "connection closed early".into()));
-        }
-        let actual = Sha256(hasher.finalize().into());
-        if actual != job.want.sha256 {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(FetchError::HashMismatch {
-                url: shown(&job.url),
-                expected: job.want.sha256,
-                actual,
-            });
-        }
-        std::fs::rename(&tmp, &job.dest).map_err(|source| FetchError::Io {
-            path: job.dest.clone(),
-            source,
-        })
+        put_in_place(&job.url, file, &tmp, &job.dest, job.want, got, hasher)
     }
 }
 
@@ -582,6 +550,7 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::Sha256;
     use std::io::{BufRead, BufReader};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -45,15 +45,14 @@ pub(crate) fn plan(
 ) -> Result<Deletions, SyncError> {
     let tree = manifests.tree;
     let mut out = Deletions::default();
-    let live;
+    if matches!(&mode, Mode::Diff(candidates) if candidates.is_empty()) {
+        return Ok(out);
+    }
+    // Whatever the unchanged indices list stays; they also count towards the size of the
+    // mirror the deletion limit is a share of.
+    let live = live_keys(manifests, new_keys, other_live)?;
     match mode {
         Mode::Diff(candidates) => {
-            if candidates.is_empty() {
-                return Ok(out);
-            }
-            // Whatever the unchanged indices list stays; they also count towards the size of
-            // the mirror the deletion limit is a share of.
-            live = live_keys(manifests, new_keys, other_live)?;
             out.files = candidates
                 .into_iter()
                 // A path that became a directory (upstream changed its shape) is not a file
@@ -65,7 +64,6 @@ pub(crate) fn plan(
                 .collect();
         }
         Mode::Walk { flat } => {
-            live = live_keys(manifests, new_keys, other_live)?;
             let mut visit = |rel: String, name: &str| {
                 if is_temp_name(name) {
                     out.temps.push(rel);

@@ -166,7 +166,7 @@ pub(crate) async fn sync_pool(
         .filter(|depth| *depth > 1)
         .zip(Endpoint::of(&ctx.mirror.upstream));
     let workers_wanted = match pipelined {
-        Some(_) => ctx.cfg.concurrency.min(pipelined_connections()),
+        Some(_) => ctx.cfg.concurrency.min(PIPELINED_CONNECTIONS),
         None => ctx.cfg.concurrency,
     };
     // Spawned, not joined in place: hashing and writing then spread over every core.
@@ -527,9 +527,7 @@ impl WorkerCtx {
 
 /// Pipelined connections per run: this many writers keep a 2-core machine's filesystem
 /// busiest (bench/floor), and each carries `sync.pipeline_depth` requests.
-fn pipelined_connections() -> usize {
-    2
-}
+const PIPELINED_CONNECTIONS: usize = 2;
 
 /// A worker's view of the planner's queue: one batch at a time.
 struct Queue {
@@ -566,6 +564,11 @@ impl Queue {
         }
         self.batch.pop()
     }
+
+    /// The planner is done and every file it queued was taken.
+    fn is_done(&self) -> bool {
+        self.closed && self.batch.is_empty()
+    }
 }
 
 /// One pool worker: takes files off the queue until it is closed and empty.
@@ -580,7 +583,7 @@ impl Worker {
     async fn run(self, mut queue: Queue) {
         while let Some(file) = queue.next(true).await {
             let result = match self.prepare(&file) {
-                Ok(Some(t)) => self.transfer(&t, None).await,
+                Ok(Some(t)) => self.download(&t).await,
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -592,31 +595,26 @@ impl Worker {
     async fn run_pipelined(self, mut queue: Queue, mut pipeline: Pipeline) {
         loop {
             // Refilled in halves: several requests go out per write.
-            while pipeline.wants_more() && pipeline.has_room() {
-                let mut added = false;
+            if pipeline.wants_more() {
                 while pipeline.has_room() {
                     let Some(file) = queue.next(pipeline.is_empty()).await else {
                         break;
                     };
-                    added = true;
                     match self.prepare(&file) {
                         // A partial file from an earlier run is resumed with `Range`, which
                         // only the general path does.
                         Ok(Some(t)) if t.has_partial() => {
-                            let result = self.transfer(&t, None).await;
+                            let result = self.download(&t).await;
                             self.finish(result);
                         }
-                        Ok(Some(t)) => pipeline.push(t.into_job()),
+                        Ok(Some(t)) => pipeline.push(t.job),
                         Ok(None) => {}
                         Err(e) => self.finish(Err(e)),
                     }
                 }
-                if !added {
-                    break;
-                }
             }
             let Some(done) = pipeline.next().await else {
-                if queue.closed && queue.batch.is_empty() {
+                if queue.is_done() {
                     return;
                 }
                 continue;
@@ -624,8 +622,10 @@ impl Worker {
             let result = match done {
                 Ok(_) => Ok(()),
                 Err(Handoff { job, failed }) => {
-                    let t = Transfer::of_job(job);
-                    self.transfer(&t, Some(failed)).await
+                    self.ctx
+                        .fetcher
+                        .download_after(&job.url, &job.dest, job.want, failed)
+                        .await
                 }
             };
             self.finish(result);
@@ -666,9 +666,11 @@ impl Worker {
                     }
                     locked(&ctx.deferred).push((waiting.clone(), dest));
                     return Ok(Some(Transfer {
-                        url,
-                        target: waiting,
-                        want,
+                        job: Job {
+                            url,
+                            dest: waiting,
+                            want,
+                        },
                         fresh_dir: false,
                     }));
                 }
@@ -698,63 +700,38 @@ impl Worker {
             locked(&ctx.deferred).push((target.clone(), dest));
         }
         Ok(Some(Transfer {
-            url,
-            target,
-            want,
+            job: Job {
+                url,
+                dest: target,
+                want,
+            },
             fresh_dir,
         }))
     }
 
-    /// Downloads through the general client; `after` is the pipeline's attempt, if it had one.
-    async fn transfer(
-        &self,
-        t: &Transfer,
-        after: Option<Option<FetchError>>,
-    ) -> Result<(), FetchError> {
-        let fetcher = &self.ctx.fetcher;
-        match after {
-            Some(failed) => {
-                fetcher
-                    .download_after(&t.url, &t.target, t.want, failed)
-                    .await
-            }
-            None if t.fresh_dir => fetcher.download_new(&t.url, &t.target, t.want).await,
-            None => fetcher.download(&t.url, &t.target, t.want).await,
+    /// Downloads through the general client, one request at a time.
+    async fn download(&self, t: &Transfer) -> Result<(), FetchError> {
+        let Job { url, dest, want } = &t.job;
+        if t.fresh_dir {
+            self.ctx.fetcher.download_new(url, dest, *want).await
+        } else {
+            self.ctx.fetcher.download(url, dest, *want).await
         }
     }
 }
 
-/// A file to download: from where, to where, and what it must be.
+/// A file to download, and whether its directory was made by this run (then no partial file
+/// can be there yet).
 struct Transfer {
-    url: reqwest::Url,
-    target: std::path::PathBuf,
-    want: Expected,
-    /// Its directory was made by this run: no partial file can be there yet.
+    job: Job,
     fresh_dir: bool,
 }
 
 impl Transfer {
-    /// Whether an earlier attempt left a partial file to resume (none can be in a directory
-    /// this run made).
+    /// Whether an earlier attempt left a partial file to resume.
     fn has_partial(&self) -> bool {
-        !self.fresh_dir && std::fs::symlink_metadata(crate::fetch::temp_path(&self.target)).is_ok()
-    }
-
-    fn into_job(self) -> Job {
-        Job {
-            url: self.url,
-            dest: self.target,
-            want: self.want,
-        }
-    }
-
-    fn of_job(job: Job) -> Transfer {
-        Transfer {
-            url: job.url,
-            target: job.dest,
-            want: job.want,
-            fresh_dir: false,
-        }
+        !self.fresh_dir
+            && std::fs::symlink_metadata(crate::fetch::temp_path(&self.job.dest)).is_ok()
     }
 }
 
