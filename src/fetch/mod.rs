@@ -614,7 +614,7 @@ const EARLY_WRITEBACK_BYTES: u64 = 1 << 20;
 /// Asks the kernel to start writing a file's dirty pages now, without waiting: the barrier
 /// before the swap then finds large files (indices, big packages) already on their way to
 /// disk instead of flushing them all at once. Advisory; failure changes nothing.
-fn start_writeback(file: &File) {
+pub(crate) fn start_writeback(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: a plain syscall on a file descriptor we own for the duration of the call.
     unsafe {

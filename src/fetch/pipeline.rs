@@ -453,6 +453,11 @@ impl Conn {
             .await
             .map_err(|_| timed_out())??;
         self.end += n;
+        // Acknowledge at once, not after the 40 ms delayed-ACK timer: a server holding back
+        // the small tail of a response until its earlier segments are acknowledged (Nagle;
+        // nginx with `tcp_nopush`, as Debian ships it) otherwise stalls the pipeline each
+        // time it runs dry. Linux leaves quick-ack mode on its own, so it is asked per read.
+        let _ = rustix::net::sockopt::set_tcp_quickack(&self.stream, true);
         Ok(n)
     }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
@@ -50,32 +50,78 @@ pub(super) async fn observe(State(app): State<Arc<App>>, req: Request, next: Nex
     Response::from_parts(parts, body)
 }
 
-/// What the access line needs from the request (only captured when the line is enabled).
+/// What the access line needs from the request (only captured when the line is enabled):
+/// cheap clones (the header values share hyper's read buffer), formatted once at the end.
 struct LogFields {
-    client: String,
-    request_line: String,
-    referer: String,
-    agent: String,
+    client: Option<std::net::IpAddr>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    version: axum::http::Version,
+    referer: Option<header::HeaderValue>,
+    agent: Option<header::HeaderValue>,
 }
 
 impl LogFields {
     fn of(req: &Request) -> LogFields {
         LogFields {
-            client: req
-                .extensions()
-                .get::<ClientAddr>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_else(|| "-".to_string()),
-            request_line: format!(
-                "{} {} {:?}",
-                req.method(),
-                req.uri().path_and_query().map_or("/", |p| p.as_str()),
-                req.version()
-            ),
-            referer: header_field(req.headers(), header::REFERER),
-            agent: header_field(req.headers(), header::USER_AGENT),
+            client: req.extensions().get::<ClientAddr>().map(|c| c.0.ip()),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            referer: req.headers().get(header::REFERER).cloned(),
+            agent: req.headers().get(header::USER_AGENT).cloned(),
         }
     }
+
+    /// nginx's `combined` line, without its newline.
+    fn line(&self, status: u16, bytes: u64) -> String {
+        let mut line = String::with_capacity(192);
+        match self.client {
+            Some(ip) => {
+                let _ = write!(line, "{ip}");
+            }
+            None => line.push('-'),
+        }
+        line.push_str(" - - [");
+        CLF_NOW.with(|now| line.push_str(now.borrow_mut().get()));
+        line.push_str("] \"");
+        escape_into(&mut line, self.method.as_str().as_bytes());
+        line.push(' ');
+        let target = self.uri.path_and_query().map_or("/", |p| p.as_str());
+        escape_into(&mut line, target.as_bytes());
+        let _ = write!(line, " {:?}\" {status} {bytes} \"", self.version);
+        escape_field(&mut line, self.referer.as_ref());
+        line.push_str("\" \"");
+        escape_field(&mut line, self.agent.as_ref());
+        line.push('"');
+        line
+    }
+}
+
+/// The combined-log timestamp of the current second, formatted once a second per thread.
+struct ClfClock {
+    second: i64,
+    text: String,
+}
+
+impl ClfClock {
+    fn get(&mut self) -> &str {
+        let now = Utc::unix_now();
+        if now != self.second || self.text.is_empty() {
+            self.second = now;
+            self.text = Utc::from_unix(now).clf();
+        }
+        &self.text
+    }
+}
+
+thread_local! {
+    static CLF_NOW: std::cell::RefCell<ClfClock> = const {
+        std::cell::RefCell::new(ClfClock {
+            second: 0,
+            text: String::new(),
+        })
+    };
 }
 
 struct Record {
@@ -95,18 +141,7 @@ impl Record {
         let Some(f) = self.line else {
             return;
         };
-        let mut line = String::with_capacity(160);
-        let _ = write!(
-            line,
-            "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"",
-            f.client,
-            Utc::now().clf(),
-            escape(&f.request_line),
-            self.status,
-            bytes,
-            escape(&f.referer),
-            escape(&f.agent),
-        );
+        let line = f.line(self.status, bytes);
         match &self.app.access_log {
             Some(log) => log.write(line),
             None => {
@@ -169,33 +204,35 @@ impl Drop for Observed {
     }
 }
 
-fn header_field(h: &HeaderMap, name: header::HeaderName) -> String {
-    h.get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_else(|| "-".to_string())
+/// A header's value escaped, or `-` when the request had none.
+fn escape_field(out: &mut String, value: Option<&header::HeaderValue>) {
+    match value {
+        Some(v) => escape_into(out, v.as_bytes()),
+        None => out.push('-'),
+    }
 }
 
-/// nginx-style escaping of a log field: `"`, `\` and non-printable bytes become `\xNN`.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
+/// nginx-style escaping of a log field: `"`, `\\` and non-printable bytes become `\xNN`.
+fn escape_into(out: &mut String, s: &[u8]) {
+    for &b in s {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
             let _ = write!(out, "\\x{b:02X}");
         } else {
             out.push(char::from(b));
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn log_fields_are_escaped() {
-        assert_eq!(
-            super::escape("curl/8 \"x\"\n\\"),
-            "curl/8 \\x22x\\x22\\x0A\\x5C"
-        );
-        assert_eq!(super::escape("é"), "\\xC3\\xA9");
+        let escape = |s: &str| {
+            let mut out = String::new();
+            super::escape_into(&mut out, s.as_bytes());
+            out
+        };
+        assert_eq!(escape("curl/8 \"x\"\n\\"), "curl/8 \\x22x\\x22\\x0A\\x5C");
+        assert_eq!(escape("é"), "\\xC3\\xA9");
     }
 }

@@ -42,12 +42,12 @@ impl Utc {
         }
     }
 
-    pub(super) fn now() -> Utc {
-        let secs = SystemTime::now()
+    /// The current Unix second.
+    pub(super) fn unix_now() -> i64 {
+        SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Utc::from_unix(secs)
+            .unwrap_or(0)
     }
 
     /// `2024-06-01 12:34` (listings), appended to `out`.

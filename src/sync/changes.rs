@@ -1,16 +1,17 @@
 //! The per-run changelog, `project/debsync/changes/<serial>.json`: which packages a run added,
 //! upgraded and removed, per suite (the machine-readable heir of an archive's CHANGELOG).
 //!
-//! 1. **diff** (on a blocking thread beside the pool stage, while the old indices are still
+//! 1. **diff** (on a blocking thread after the pool stage, while the old indices are still
 //!    live): each Packages or Sources index that changed is compared with the live one it
-//!    replaces, in streaming passes: the old index becomes a sorted table of 16-byte keys of
-//!    (package, arch, version); the new one is streamed against it (what is not in the table
-//!    was added); the old one is streamed again for the keys nobody claimed (removed). A
-//!    package with exactly one version removed and one added is an upgrade (`from` → `to`;
-//!    a downgrade is recorded the same way). Memory: 17 bytes an old entry plus the changes
-//!    (keeping the names instead would save the second pass over the old index for about
-//!    4 MiB more peak RSS on bookworm). A suite with no live generation before the run is
-//!    recorded as `initial`, without listing its packages.
+//!    replaces, in streaming passes over their pool manifests (which the pool stage has just
+//!    read or written: a few milliseconds each, where parsing a 50 MB index costs a hundred):
+//!    the old index becomes a sorted table of 16-byte keys of (package, arch, version); the
+//!    new one is streamed against it (what is not in the table was added); the old one is
+//!    streamed again for the keys nobody claimed (removed). A package with exactly one
+//!    version removed and one added is an upgrade (`from` → `to`; a downgrade is recorded
+//!    the same way). Memory: 17 bytes an old entry plus the changes, after the pool stage's
+//!    tables are gone. A suite with no live generation before the run is recorded as
+//!    `initial`, without listing its packages.
 //! 2. **write** (right before the swap's durability barrier, so the changelog goes live and
 //!    durable with the generation it describes): temp name, then rename; public, served like
 //!    the trace. A swap that fails removes it again.
@@ -24,10 +25,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::generation::{ParseSource, StagedSuite};
-use super::plan::IndexKind;
-use super::pool::{PathKey, path_key};
+use super::manifest;
+use super::pool::{PathKey, find_key, for_each_entry, path_key};
 use super::{Ctx, SyncError, io_err};
-use crate::archive::deb822::field_lines;
+use crate::archive::PackageId;
 
 /// One run's changes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,7 +111,10 @@ pub(crate) fn start(ctx: &Ctx<'_>, staged: &[StagedSuite]) -> Option<Diff> {
         return None;
     }
     let suites = SuiteIndices::of(staged);
-    Some(tokio::task::spawn_blocking(move || diff_suites(&suites)))
+    let tree = ctx.tree.clone();
+    Some(tokio::task::spawn_blocking(move || {
+        diff_suites(&tree, &suites)
+    }))
 }
 
 /// The changelog of this run, named by upstream's archive serial; `None` when no package
@@ -142,7 +146,10 @@ pub(crate) async fn finish(ctx: &Ctx<'_>, diff: Option<Diff>) -> Option<Changelo
 }
 
 /// Step 1: each suite's changes; suites where nothing changed are left out.
-pub(crate) fn diff_suites(suites: &[SuiteIndices]) -> Result<Vec<SuiteChanges>, SyncError> {
+pub(crate) fn diff_suites(
+    tree: &Path,
+    suites: &[SuiteIndices],
+) -> Result<Vec<SuiteChanges>, SyncError> {
     let mut out = Vec::new();
     for s in suites {
         let mut changes = SuiteChanges {
@@ -152,7 +159,7 @@ pub(crate) fn diff_suites(suites: &[SuiteIndices]) -> Result<Vec<SuiteChanges>, 
         };
         if !s.initial {
             for (old, new) in &s.pairs {
-                diff_index(old.as_ref(), new.as_ref(), &mut changes)?;
+                diff_index(tree, old.as_ref(), new.as_ref(), &mut changes)?;
             }
             pair_upgrades(&mut changes);
         }
@@ -163,37 +170,23 @@ pub(crate) fn diff_suites(suites: &[SuiteIndices]) -> Result<Vec<SuiteChanges>, 
     Ok(out)
 }
 
-/// Calls `f(package, arch, version)` for every stanza of a Packages or Sources index.
+/// Calls `f` with the package of every stanza of a Packages or Sources index, from the
+/// index's manifest (which the pool stage has just read or written) when there is one. A
+/// Sources stanza comes once per file it lists, and a damaged manifest may have passed some
+/// before the index is parsed: callers tolerate repeats.
 fn for_each_package(
+    tree: &Path,
     src: &ParseSource,
     mut f: impl FnMut(&str, &str, &str),
 ) -> Result<(), SyncError> {
-    let mut reader = src.stanzas()?;
-    while let Some(stanza) = reader.next_stanza().map_err(|e| src.error(e.to_string()))? {
-        let (mut name, mut arch, mut version) = (None, None, None);
-        for (field, value) in field_lines(stanza) {
-            let slot = match field {
-                b"Package" => &mut name,
-                b"Architecture" => &mut arch,
-                b"Version" => &mut version,
-                _ => continue,
-            };
-            *slot = slot.or(std::str::from_utf8(value).ok());
-            // The three come first in real indices: the rest of the stanza (the long
-            // Description, the hashes) need not be read at all.
-            if name.is_some() && arch.is_some() && version.is_some() {
-                break;
-            }
-        }
-        let arch = match src.kind {
-            IndexKind::Sources => Some("source"),
-            _ => arch,
-        };
-        if let (Some(name), Some(arch), Some(version)) = (name, arch, version) {
-            f(name, arch, version);
-        }
+    let mut package = |id: PackageId<'_>| -> Result<(), SyncError> {
+        f(id.name, id.arch, id.version);
+        Ok(())
+    };
+    if manifest::read_packages(&manifest::path(tree, &src.sha256), &mut package)? {
+        return Ok(());
     }
-    Ok(())
+    for_each_entry(src, |_, id| id.map_or(Ok(()), &mut package))
 }
 
 fn entry_key(name: &str, arch: &str, version: &str, buf: &mut String) -> PathKey {
@@ -207,6 +200,7 @@ fn entry_key(name: &str, arch: &str, version: &str, buf: &mut String) -> PathKey
 /// Adds what differs between a live index and its replacement to `out` (added and removed
 /// only; [`pair_upgrades`] then finds the upgrades among them).
 fn diff_index(
+    tree: &Path,
     old: Option<&ParseSource>,
     new: Option<&ParseSource>,
     out: &mut SuiteChanges,
@@ -214,22 +208,24 @@ fn diff_index(
     let mut buf = String::new();
     let mut table: Vec<PathKey> = Vec::new();
     if let Some(old) = old {
-        for_each_package(old, |n, a, v| table.push(entry_key(n, a, v, &mut buf)))?;
+        for_each_package(tree, old, |n, a, v| {
+            table.push(entry_key(n, a, v, &mut buf))
+        })?;
     }
     table.sort_unstable();
     table.dedup();
     let mut kept = vec![false; table.len()];
     if let Some(new) = new {
-        for_each_package(new, |n, a, v| {
-            match table.binary_search(&entry_key(n, a, v, &mut buf)) {
+        for_each_package(tree, new, |n, a, v| {
+            match find_key(&table, &entry_key(n, a, v, &mut buf), |k| k) {
                 Ok(i) => kept[i] = true,
                 Err(_) => out.added.push(package(n, a, v)),
             }
         })?;
     }
     if let Some(old) = old.filter(|_| kept.iter().any(|k| !k)) {
-        for_each_package(old, |n, a, v| {
-            if let Ok(i) = table.binary_search(&entry_key(n, a, v, &mut buf))
+        for_each_package(tree, old, |n, a, v| {
+            if let Ok(i) = find_key(&table, &entry_key(n, a, v, &mut buf), |k| k)
                 && !kept[i]
             {
                 kept[i] = true;
@@ -396,14 +392,17 @@ mod tests {
             path,
             display: name.into(),
             compression: Compression::from_name("Packages").unwrap(),
-            kind: IndexKind::Packages,
+            kind: crate::sync::plan::IndexKind::Packages,
             sha256: crate::archive::Sha256::digest(text.as_bytes()),
             reserved: std::sync::Arc::from(Vec::new()),
         }
     }
 
     fn stanza(name: &str, version: &str) -> String {
-        format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nFilename: x\n\n")
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\nFilename: pool/{name}_{version}.deb\nSize: 1\nSHA256: {}\n\n",
+            "0".repeat(64)
+        )
     }
 
     #[test]
@@ -424,7 +423,7 @@ mod tests {
             initial: false,
             pairs: vec![(Some(old), Some(new))],
         }];
-        let changes = diff_suites(&suites).unwrap();
+        let changes = diff_suites(dir.path(), &suites).unwrap();
         assert_eq!(changes.len(), 1);
         let c = &changes[0];
         assert_eq!(c.added, vec![package("d", "amd64", "1")]);
@@ -463,6 +462,48 @@ mod tests {
         assert!(c.added.is_empty());
     }
 
+    /// The pool stage leaves a manifest of each index it read; the diff reads those instead
+    /// of parsing the indices again (here the old index itself is gone).
+    #[test]
+    fn manifests_stand_in_for_the_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = index(
+            dir.path(),
+            "old",
+            &[stanza("a", "1"), stanza("b", "1")].concat(),
+        );
+        let new = index(
+            dir.path(),
+            "new",
+            &[stanza("a", "2"), stanza("b", "1")].concat(),
+        );
+        for src in [&old, &new] {
+            crate::sync::pool::for_each_listed(
+                crate::sync::manifest::Manifests::of_run(dir.path()),
+                src,
+                |_, _| Ok(()),
+            )
+            .unwrap();
+        }
+        std::fs::remove_file(&old.path).unwrap();
+        let suites = [SuiteIndices {
+            suite: "stable".into(),
+            initial: false,
+            pairs: vec![(Some(old), Some(new))],
+        }];
+        let c = diff_suites(dir.path(), &suites).unwrap();
+        assert_eq!(
+            c[0].upgraded,
+            vec![Upgrade {
+                package: "a".into(),
+                arch: "amd64".into(),
+                from: "1".into(),
+                to: "2".into()
+            }]
+        );
+        assert!(c[0].added.is_empty() && c[0].removed.is_empty());
+    }
+
     #[test]
     fn unchanged_content_records_nothing_and_first_runs_are_initial() {
         let dir = tempfile::tempdir().unwrap();
@@ -474,13 +515,13 @@ mod tests {
             initial: false,
             pairs: vec![(Some(old), Some(new.clone()))],
         }];
-        assert!(diff_suites(&same).unwrap().is_empty());
+        assert!(diff_suites(dir.path(), &same).unwrap().is_empty());
         let first = [SuiteIndices {
             suite: "stable".into(),
             initial: true,
             pairs: vec![(None, Some(new))],
         }];
-        let c = diff_suites(&first).unwrap();
+        let c = diff_suites(dir.path(), &first).unwrap();
         assert!(c[0].initial && c[0].added.is_empty());
     }
 

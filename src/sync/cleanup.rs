@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::generation::ParseSource;
 use super::manifest::Manifests;
-use super::pool::{PathKey, for_each_listed, path_key};
+use super::pool::{PathKey, find_key, for_each_listed_key, path_key};
 use super::{SyncError, io_err};
 use crate::config::MaxDelete;
 use crate::fetch::is_temp_name;
@@ -171,8 +171,8 @@ fn live_keys(
 ) -> Result<Vec<(PathKey, u64)>, SyncError> {
     if !other_live.is_empty() {
         for src in other_live {
-            for_each_listed(manifests, src, |f| {
-                keys.push((path_key(f.path.as_str()), 0));
+            for_each_listed_key(manifests, src, |path, _| {
+                keys.push((path_key(path), 0));
                 Ok(())
             })?;
         }
@@ -183,5 +183,5 @@ fn live_keys(
 }
 
 fn is_live(live: &[(PathKey, u64)], path: &str) -> bool {
-    live.binary_search_by_key(&path_key(path), |e| e.0).is_ok()
+    find_key(live, &path_key(path), |e| &e.0).is_ok()
 }

@@ -1,19 +1,23 @@
-//! Pool manifests: `.debsync/manifests/<sha256 of an index>`, the pool files that index lists,
-//! in a compact binary form.
+//! Pool manifests: `.debsync/manifests/<sha256 of an index>`, the pool files that index lists
+//! and the package of each, in a compact binary form.
 //!
 //! Parsing a 50 MB Packages costs a few hundred milliseconds; reading what an earlier run
 //! learnt from the very same bytes costs a few. Manifests are keyed by the index's SHA256,
 //! so a manifest can only ever describe the index it was made from; one that is missing,
-//! truncated or malformed is ignored and the index is parsed again.
+//! truncated, malformed or of an older format is ignored and the index is parsed again.
+//!
+//! An entry: path length (`u16` LE), path, size (`u64` LE), SHA256 (32 bytes), then the
+//! listing stanza's package as `name NUL arch NUL version` behind its `u16` length (0: the
+//! stanza named none). A length of `u16::MAX` starts the trailer: entry count, `END.`.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{ArchivePath, FileRef, Sha256};
+use crate::archive::{ArchivePath, FileRef, PackageId, Sha256};
 
-const MAGIC: &[u8; 8] = b"DSMANIF1";
+const MAGIC: &[u8; 8] = b"DSMANIF2";
 const END: &[u8; 4] = b"END.";
 
 /// Where a pass reads manifests, and whether a parse leaves one behind for the next run.
@@ -45,7 +49,78 @@ pub(crate) fn path(tree: &Path, index: &Sha256) -> PathBuf {
 /// Streams a manifest's entries to `f`. `Ok(false)` when there is no usable manifest; entries
 /// may already have been passed to `f` then, so callers only use this where repeats are
 /// harmless (set inserts that skip what they have seen).
-pub(crate) fn read<E>(path: &Path, mut f: impl FnMut(FileRef) -> Result<(), E>) -> Result<bool, E> {
+pub(crate) fn read<E>(
+    path: &Path,
+    mut f: impl FnMut(FileRef, Option<PackageId<'_>>) -> Result<(), E>,
+) -> Result<bool, E> {
+    for_each_raw(path, |raw| {
+        let (Some(p), Ok(id)) = (
+            std::str::from_utf8(raw.path)
+                .ok()
+                .and_then(|s| ArchivePath::new(s).ok()),
+            decode_id(raw.id),
+        ) else {
+            return Ok(false);
+        };
+        let file = FileRef {
+            path: p,
+            size: raw.size,
+            sha256: Sha256(raw.sha256),
+        };
+        f(file, id).map(|()| true)
+    })
+}
+
+/// Like [`read`], for the packages alone: the paths are neither proven nor copied.
+pub(crate) fn read_packages<E>(
+    path: &Path,
+    mut f: impl FnMut(PackageId<'_>) -> Result<(), E>,
+) -> Result<bool, E> {
+    for_each_raw(path, |raw| match decode_id(raw.id) {
+        Ok(Some(id)) => f(id).map(|()| true),
+        Ok(None) => Ok(true),
+        Err(()) => Ok(false),
+    })
+}
+
+/// An entry as read back for passes that only key its path: the path is UTF-8 but not proven
+/// an [`ArchivePath`] again (it was one when written); whoever acts on a path proves it.
+pub(crate) struct StoredEntry<'a> {
+    pub path: &'a str,
+    pub size: u64,
+    pub sha256: Sha256,
+}
+
+/// Like [`read`], without proving or copying each path: several times faster.
+pub(crate) fn read_stored<E>(
+    path: &Path,
+    mut f: impl FnMut(StoredEntry<'_>) -> Result<(), E>,
+) -> Result<bool, E> {
+    for_each_raw(path, |raw| match std::str::from_utf8(raw.path) {
+        Ok(path) => f(StoredEntry {
+            path,
+            size: raw.size,
+            sha256: Sha256(raw.sha256),
+        })
+        .map(|()| true),
+        Err(_) => Ok(false),
+    })
+}
+
+/// An entry as stored.
+struct RawEntry<'b> {
+    path: &'b [u8],
+    size: u64,
+    sha256: [u8; 32],
+    id: &'b [u8],
+}
+
+/// Walks the entries of a manifest; `f` answers `Ok(false)` for an entry it finds malformed.
+/// `Ok(false)` when the file is missing, of another format, truncated or malformed.
+fn for_each_raw<E>(
+    path: &Path,
+    mut f: impl FnMut(RawEntry<'_>) -> Result<bool, E>,
+) -> Result<bool, E> {
     let Ok(file) = File::open(path) else {
         return Ok(false);
     };
@@ -56,6 +131,7 @@ pub(crate) fn read<E>(path: &Path, mut f: impl FnMut(FileRef) -> Result<(), E>) 
     }
     let mut count = 0u64;
     let mut path_buf = Vec::with_capacity(256);
+    let mut id_buf = Vec::with_capacity(256);
     loop {
         let mut len = [0u8; 2];
         if r.read_exact(&mut len).is_err() {
@@ -73,25 +149,46 @@ pub(crate) fn read<E>(path: &Path, mut f: impl FnMut(FileRef) -> Result<(), E>) 
         }
         path_buf.resize(usize::from(len), 0);
         let mut size = [0u8; 8];
-        let mut sha = [0u8; 32];
+        let mut sha256 = [0u8; 32];
+        let mut id_len = [0u8; 2];
         if r.read_exact(&mut path_buf).is_err()
             || r.read_exact(&mut size).is_err()
-            || r.read_exact(&mut sha).is_err()
+            || r.read_exact(&mut sha256).is_err()
+            || r.read_exact(&mut id_len).is_err()
         {
             return Ok(false);
         }
-        let Some(p) = std::str::from_utf8(&path_buf)
-            .ok()
-            .and_then(|s| ArchivePath::new(s).ok())
-        else {
+        id_buf.resize(usize::from(u16::from_le_bytes(id_len)), 0);
+        if r.read_exact(&mut id_buf).is_err() {
             return Ok(false);
-        };
-        f(FileRef {
-            path: p,
+        }
+        let entry = RawEntry {
+            path: &path_buf,
             size: u64::from_le_bytes(size),
-            sha256: Sha256(sha),
-        })?;
+            sha256,
+            id: &id_buf,
+        };
+        if !f(entry)? {
+            return Ok(false);
+        }
         count += 1;
+    }
+}
+
+/// The stored package of an entry: `None` when none was stored, `Err` when it is malformed.
+fn decode_id(raw: &[u8]) -> Result<Option<PackageId<'_>>, ()> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| ())?;
+    let mut parts = text.split('\0');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(name), Some(arch), Some(version), None) => Ok(Some(PackageId {
+            name,
+            arch,
+            version,
+        })),
+        _ => Err(()),
     }
 }
 
@@ -118,7 +215,7 @@ impl Writer {
         })
     }
 
-    pub(crate) fn push(&mut self, f: &FileRef) -> io::Result<()> {
+    pub(crate) fn push(&mut self, f: &FileRef, id: Option<PackageId<'_>>) -> io::Result<()> {
         let p = f.path.as_str().as_bytes();
         // ArchivePath caps paths at 1024 bytes, far below the u16 trailer marker.
         let len = u16::try_from(p.len()).map_err(io::Error::other)?;
@@ -126,6 +223,24 @@ impl Writer {
         self.out.write_all(p)?;
         self.out.write_all(&f.size.to_le_bytes())?;
         self.out.write_all(&f.sha256.0)?;
+        // A package whose fields hold NUL, or that is too long to store, is left out.
+        let parts = id.map(|id| [id.name, id.arch, id.version]).filter(|parts| {
+            !parts.iter().any(|s| s.contains('\0'))
+                && parts.iter().map(|s| s.len() + 1).sum::<usize>() < usize::from(u16::MAX)
+        });
+        match parts {
+            Some([name, arch, version]) => {
+                let len = (name.len() + arch.len() + version.len() + 2) as u16;
+                self.out.write_all(&len.to_le_bytes())?;
+                for (i, part) in [name, arch, version].iter().enumerate() {
+                    if i > 0 {
+                        self.out.write_all(b"\0")?;
+                    }
+                    self.out.write_all(part.as_bytes())?;
+                }
+            }
+            None => self.out.write_all(&0u16.to_le_bytes())?,
+        }
         self.count += 1;
         Ok(())
     }
@@ -135,6 +250,8 @@ impl Writer {
         self.out.write_all(&self.count.to_le_bytes())?;
         self.out.write_all(END)?;
         self.out.flush()?;
+        // Megabytes that the run's durability barrier would otherwise write all at once.
+        crate::fetch::start_writeback(self.out.get_ref());
         std::fs::rename(&self.tmp, &self.dest)
     }
 }
@@ -174,25 +291,45 @@ mod tests {
         let idx = Sha256::digest(b"index");
         let mut w = Writer::create(tree.path(), &idx).unwrap();
         let entries = [entry("pool/a/a.deb"), entry("pool/b/b.deb")];
-        for e in &entries {
-            w.push(e).unwrap();
-        }
+        let a = PackageId {
+            name: "a",
+            arch: "amd64",
+            version: "1:2.0-1",
+        };
+        w.push(&entries[0], Some(a)).unwrap();
+        w.push(&entries[1], None).unwrap();
         w.finish().unwrap();
         let mut back = Vec::new();
-        let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |f| {
-            back.push(f);
+        let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |f, id| {
+            back.push((
+                f,
+                id.map(|id| format!("{} {} {}", id.name, id.arch, id.version)),
+            ));
             Ok(())
         });
         assert!(ok.unwrap());
-        assert_eq!(back, entries);
+        assert_eq!(
+            back,
+            [
+                (entries[0].clone(), Some("a amd64 1:2.0-1".to_string())),
+                (entries[1].clone(), None)
+            ]
+        );
 
+        // A manifest of the earlier format (no packages) is not read: the index is parsed.
         let bytes = std::fs::read(path(tree.path(), &idx)).unwrap();
+        let mut older = bytes.clone();
+        older[..8].copy_from_slice(b"DSMANIF1");
+        std::fs::write(path(tree.path(), &idx), &older).unwrap();
+        let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |_, _| Ok(()));
+        assert!(!ok.unwrap());
+
         for cut in [0, 5, 8, 20, bytes.len() - 1] {
             std::fs::write(path(tree.path(), &idx), &bytes[..cut]).unwrap();
-            let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |_| Ok(()));
+            let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |_, _| Ok(()));
             assert!(!ok.unwrap(), "cut {cut}");
         }
-        let ok: Result<bool, ()> = read(&tree.path().join("none"), |_| Ok(()));
+        let ok: Result<bool, ()> = read(&tree.path().join("none"), |_, _| Ok(()));
         assert!(!ok.unwrap());
         prune(tree.path(), &HashSet::new());
         assert!(!path(tree.path(), &idx).exists());

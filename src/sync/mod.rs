@@ -17,7 +17,8 @@
 //!    instant leaves either generation, whole.
 //! 6. **cleanup**: delete what no live index references, within `max_delete` ([`cleanup`]).
 //!    Delete last, because until the swap the old indices still name those files.
-//! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]).
+//! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]), made durable
+//!    together by one more `syncfs`.
 //! 8. **notify**: with the lock released (downstream mirrors wait while it is up), push the
 //!    mirror's `notify` targets ([`crate::push`]).
 //!
@@ -305,7 +306,7 @@ pub async fn sync_mirror_until(
         report.elapsed_ms = clock.elapsed().as_millis();
         state.record_noop(&tree, ctx.now, report.summary(ctx.now))?;
         let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
-        trace::write_own(&tree, &info, false).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
+        trace::write_own(&tree, &info).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
         tracing::info!("{}: upstream unchanged, nothing to do", mirror.name);
         drop(lock);
         crate::push::notify_downstream(&config.sync, mirror).await;
@@ -362,6 +363,8 @@ pub async fn sync_mirror_until(
     state.record_success(&tree, traces.archive_serial(), now_unix())?;
     let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
     trace::write(&tree, &traces, &info).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
+    // One barrier for the state and every trace file, not an fsync each.
+    swap::barrier(&tree)?;
     // 8. notify, once our flag is down: a downstream that sees it would wait for nothing.
     drop(lock);
     crate::push::notify_downstream(&config.sync, mirror).await;
@@ -515,9 +518,6 @@ async fn run(
     }
     tracing::debug!("stage: {} suite(s) staged", staged.len());
 
-    // The changelog's diff reads the old and new indices beside the pool stage.
-    let diff = changes::start(ctx, &staged);
-
     // 4. pool: every changed index's files, across suites.
     let sources = PoolSources::of(ctx, &staged, unchanged, &keyring, opts.full);
     let phase = Instant::now();
@@ -537,7 +537,15 @@ async fn run(
         opts.force_delete,
     )?;
 
+    // The changelog's diff reads the manifests the pool stage has just read or written.
+    // Beside it, the bulk of what the barrier makes durable (pool files, staged indices) is
+    // flushed ahead, so the barrier itself only waits for what is written after.
+    let diff = changes::start(ctx, &staged);
+    let tree = ctx.tree.clone();
+    let ahead = tokio::task::spawn_blocking(move || swap::barrier(&tree));
     let changelog = changes::finish(ctx, diff).await;
+    // A failure here fails the barrier proper again, which reports it.
+    let _ = ahead.await;
 
     // 5. swap
     let stage2 = Instant::now();

@@ -11,7 +11,6 @@
 //! before the swap.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -21,29 +20,62 @@ use super::generation::ParseSource;
 use super::manifest::{self, Manifests};
 use super::plan::IndexKind;
 use super::{Ctx, SyncError};
-use crate::archive::{FileRef, packages, sources};
+use crate::archive::{ArchivePath, FileRef, PackageId, packages, sources};
 use crate::fetch::pipeline::{Endpoint, Handoff, Job, Pipeline};
 use crate::fetch::{Expected, FetchError, hash_file};
 
 /// A 128-bit digest of a pool path: compact set membership for 60,000+ files. Two `u64`s
 /// rather than a `u128`, whose 16-byte alignment would pad every (key, tag) entry of the
-/// planning tables from 24 to 32 bytes.
+/// planning tables from 24 to 32 bytes. Only ever in memory, so the hash may change between
+/// versions; XXH3 because a run takes a few hundred thousand of them (the paths come from
+/// signed indices: no one to forge collisions against a keyless hash).
 pub(crate) type PathKey = [u64; 2];
 
 pub(crate) fn path_key(path: &str) -> PathKey {
-    let mut a = DefaultHasher::new();
-    path.hash(&mut a);
-    let mut b = DefaultHasher::new();
-    0xa5u8.hash(&mut b);
-    path.hash(&mut b);
-    [a.finish(), b.finish()]
+    let h = xxhash_rust::xxh3::xxh3_128(path.as_bytes());
+    [h as u64, (h >> 64) as u64]
+}
+
+/// The position of `key` in `table`, sorted by key (as [`slice::binary_search_by_key`]
+/// answers). Path keys are uniform hashes, so an entry sits near `key / 2^64` of the way
+/// into the table: the search starts there and widens until it brackets the key, touching a
+/// few neighbouring cache lines where a plain binary search over 60,000 entries misses the
+/// cache at nearly every step.
+pub(crate) fn find_key<T>(
+    table: &[T],
+    key: &PathKey,
+    key_of: impl Fn(&T) -> &PathKey,
+) -> Result<usize, usize> {
+    let n = table.len();
+    if n == 0 {
+        return Err(0);
+    }
+    let guess = ((u128::from(key[0]) * n as u128) >> 64) as usize;
+    let (mut lo, mut hi) = (guess, guess + 1);
+    let mut step = 1;
+    // Widen [lo, hi) until table[lo] <= key < table[hi] (or an end is reached).
+    while lo > 0 && key_of(&table[lo]) > key {
+        hi = lo;
+        lo = lo.saturating_sub(step);
+        step *= 2;
+    }
+    step = 1;
+    while hi < n && key_of(&table[hi]) <= key {
+        lo = hi;
+        hi = (hi + step).min(n);
+        step *= 2;
+    }
+    table[lo..hi]
+        .binary_search_by(|e| key_of(e).cmp(key))
+        .map(|i| lo + i)
+        .map_err(|i| lo + i)
 }
 
 /// Content tag: enough of the SHA256 and size to tell "same file" from "replaced file".
-fn content_tag(f: &FileRef) -> u64 {
+fn content_tag(sha256: &crate::archive::Sha256, size: u64) -> u64 {
     let mut first = [0u8; 8];
-    first.copy_from_slice(&f.sha256.0[..8]);
-    u64::from_le_bytes(first) ^ f.size
+    first.copy_from_slice(&sha256.0[..8]);
+    u64::from_le_bytes(first) ^ size
 }
 
 /// What the planning pass learnt, for cleanup.
@@ -66,6 +98,15 @@ pub(crate) fn for_each_file(
     src: &ParseSource,
     mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {
+    for_each_entry(src, |file, _| f(file))
+}
+
+/// [`for_each_file`], with the package of the stanza that lists each file (when the stanza
+/// names one).
+pub(crate) fn for_each_entry(
+    src: &ParseSource,
+    mut f: impl FnMut(FileRef, Option<PackageId<'_>>) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
     let index_err = |detail: String| src.error(detail);
     let mut reader = src.stanzas()?;
     loop {
@@ -78,13 +119,15 @@ pub(crate) fn for_each_file(
         };
         match src.kind {
             IndexKind::Packages => {
-                f(packages::pool_file(stanza, n).map_err(|e| index_err(e.to_string()))?)?
+                let file = packages::pool_file(stanza, n).map_err(|e| index_err(e.to_string()))?;
+                f(file, PackageId::of_stanza(stanza, false))?
             }
             IndexKind::Sources => {
+                let id = PackageId::of_stanza(stanza, true);
                 for file in
                     sources::source_files(stanza, n).map_err(|e| index_err(e.to_string()))?
                 {
-                    f(file)?;
+                    f(file, id)?;
                 }
             }
             IndexKind::PDiffIndex | IndexKind::InstallerSums | IndexKind::Plain => {}
@@ -93,13 +136,13 @@ pub(crate) fn for_each_file(
     Ok(())
 }
 
-/// Like [`for_each_file`], but reads the index's manifest when an earlier run left one, and
+/// Like [`for_each_entry`], but reads the index's manifest when an earlier run left one, and
 /// leaves one behind when it had to parse. Entries may repeat after a damaged manifest;
 /// every caller deduplicates by path.
 pub(crate) fn for_each_listed(
     manifests: Manifests<'_>,
     src: &ParseSource,
-    mut f: impl FnMut(FileRef) -> Result<(), SyncError>,
+    mut f: impl FnMut(FileRef, Option<PackageId<'_>>) -> Result<(), SyncError>,
 ) -> Result<(), SyncError> {
     if manifest::read(&manifest::path(manifests.tree, &src.sha256), &mut f)? {
         return Ok(());
@@ -110,13 +153,13 @@ pub(crate) fn for_each_listed(
             .inspect_err(|e| tracing::warn!("{}: cannot write manifest: {e}", src.display))
             .ok();
     }
-    for_each_file(src, |entry| {
+    for_each_entry(src, |entry, id| {
         if let Some(w) = writer.as_mut()
-            && w.push(&entry).is_err()
+            && w.push(&entry, id).is_err()
         {
             writer = None;
         }
-        f(entry)
+        f(entry, id)
     })?;
     if let Some(w) = writer
         && let Err(e) = w.finish()
@@ -124,6 +167,25 @@ pub(crate) fn for_each_listed(
         tracing::warn!("{}: cannot write manifest: {e}", src.display);
     }
     Ok(())
+}
+
+/// [`for_each_listed`] for passes that only key the paths, with each file's content tag. A
+/// manifest's paths are not proven again (each was when written; whoever acts on one proves
+/// it), which makes reading one several times faster.
+pub(crate) fn for_each_listed_key(
+    manifests: Manifests<'_>,
+    src: &ParseSource,
+    mut f: impl FnMut(&str, u64) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let stored = manifest::read_stored(&manifest::path(manifests.tree, &src.sha256), |e| {
+        f(e.path, content_tag(&e.sha256, e.size))
+    })?;
+    if stored {
+        return Ok(());
+    }
+    for_each_listed(manifests, src, |file, _| {
+        f(file.path.as_str(), content_tag(&file.sha256, file.size))
+    })
 }
 
 /// Plans and runs stage 1 for the given changed indices.
@@ -280,8 +342,8 @@ pub(crate) fn plan_pool(
     // What the unchanged suites list, to catch a path two suites list with different bytes.
     let mut unchanged_table: Vec<(PathKey, u64)> = Vec::new();
     for src in unchanged {
-        for_each_listed(manifests, src, |f| {
-            unchanged_table.push((path_key(f.path.as_str()), content_tag(&f)));
+        for_each_listed_key(manifests, src, |path, tag| {
+            unchanged_table.push((path_key(path), tag));
             Ok(())
         })?;
     }
@@ -289,8 +351,8 @@ pub(crate) fn plan_pool(
     // The live generation as a sorted (key, tag) table: 24 bytes a file, no hash-table slack.
     let mut old_table: Vec<(PathKey, u64)> = Vec::new();
     for src in old {
-        for_each_listed(manifests, src, |f| {
-            old_table.push((path_key(f.path.as_str()), content_tag(&f)));
+        for_each_listed_key(manifests, src, |path, tag| {
+            old_table.push((path_key(path), tag));
             Ok(())
         })?;
     }
@@ -303,9 +365,9 @@ pub(crate) fn plan_pool(
     let mut batch = Vec::with_capacity(BATCH_FILES);
     let mut batch_bytes = 0;
     for src in new {
-        for_each_listed(manifests, src, |f| {
+        for_each_listed(manifests, src, |f, _| {
             let key = path_key(f.path.as_str());
-            let tag = content_tag(&f);
+            let tag = content_tag(&f.sha256, f.size);
             // Listed twice (another index of this run, or an unchanged suite): the same
             // bytes, or two suites whose clients cannot both be right.
             match listed.insert(key, tag) {
@@ -313,7 +375,7 @@ pub(crate) fn plan_pool(
                 Some(_) => return Err(conflict(manifests, &f, new, unchanged)),
                 None => {}
             }
-            if let Ok(i) = unchanged_table.binary_search_by_key(&key, |e| e.0)
+            if let Ok(i) = find_key(&unchanged_table, &key, |e| &e.0)
                 && unchanged_table[i].1 != tag
             {
                 return Err(conflict(manifests, &f, new, unchanged));
@@ -336,9 +398,9 @@ pub(crate) fn plan_pool(
             }
             outcome.listed_files += 1;
             outcome.listed_bytes += f.size;
-            if let Ok(i) = old_table.binary_search_by_key(&key, |e| e.0) {
+            if let Ok(i) = find_key(&old_table, &key, |e| &e.0) {
                 referenced[i] = true;
-                if old_table[i].1 == content_tag(&f) {
+                if old_table[i].1 == content_tag(&f.sha256, f.size) {
                     return Ok(());
                 }
             }
@@ -365,13 +427,18 @@ pub(crate) fn plan_pool(
     if referenced.iter().any(|r| !r) {
         let mut seen = HashSet::new();
         for src in old {
-            for_each_listed(manifests, src, |f| {
-                let key = path_key(f.path.as_str());
-                if let Ok(i) = old_table.binary_search_by_key(&key, |e| e.0)
+            for_each_listed_key(manifests, src, |path, _| {
+                let key = path_key(path);
+                if let Ok(i) = find_key(&old_table, &key, |e| &e.0)
                     && !referenced[i]
                     && seen.insert(key)
                 {
-                    outcome.unreferenced.push(f.path.as_str().to_string());
+                    // Cleanup deletes it: proven like any path from an index.
+                    let path = ArchivePath::new(path).map_err(|e| SyncError::Index {
+                        file: src.display.clone(),
+                        detail: format!("manifest: {e}"),
+                    })?;
+                    outcome.unreferenced.push(path.as_str().to_string());
                 }
                 Ok(())
             })?;
@@ -432,7 +499,7 @@ fn conflict(
 ) -> SyncError {
     let mut listings: Vec<String> = Vec::new();
     for src in new.iter().chain(unchanged) {
-        let _ = for_each_listed(manifests, src, |g| {
+        let _ = for_each_listed(manifests, src, |g, _| {
             if g.path == f.path {
                 listings.push(format!(
                     "{} ({} bytes, SHA256 {})",
@@ -778,6 +845,35 @@ fn local_matches(path: &Path, want: &Expected) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_found_where_a_binary_search_finds_them() {
+        let mut table: Vec<PathKey> = (0..5000).map(|i| path_key(&format!("pool/{i}"))).collect();
+        // Keys at the ends of the range and next to each other.
+        table.extend([
+            [0, 0],
+            [0, 1],
+            [u64::MAX, 0],
+            [u64::MAX, u64::MAX],
+            [1 << 63, 5],
+        ]);
+        table.sort_unstable();
+        for probe in table
+            .iter()
+            .copied()
+            .chain((0..5000).map(|i| path_key(&format!("other/{i}"))))
+            .chain([[0, 2], [1 << 63, 4], [1 << 63, 6], [u64::MAX, 1]])
+        {
+            assert_eq!(
+                find_key(&table, &probe, |k| k),
+                table.binary_search(&probe),
+                "{probe:?}"
+            );
+        }
+        assert_eq!(find_key(&[] as &[PathKey], &[1, 1], |k| k), Err(0));
+        assert_eq!(find_key(&[[5, 5]], &[1, 1], |k| k), Err(0));
+        assert_eq!(find_key(&[[5, 5]], &[u64::MAX, 1], |k| k), Err(1));
+    }
 
     #[test]
     fn path_keys_differ() {

@@ -116,7 +116,8 @@ impl State {
         self.save_quick(tree).map_err(io_err(&state_path(tree)))
     }
 
-    /// The run went live; `serial` is upstream's archive serial when it has one.
+    /// The run went live; `serial` is upstream's archive serial when it has one. Not synced
+    /// here: the run's last barrier makes it durable together with the trace files.
     pub fn record_success(
         &mut self,
         tree: &Path,
@@ -129,7 +130,7 @@ impl State {
         self.last_result = RunResult::Ok;
         self.last_success = Some(now);
         self.last_error = None;
-        self.save(tree).map_err(io_err(&state_path(tree)))
+        self.save_quick(tree).map_err(io_err(&state_path(tree)))
     }
 
     /// The run failed or was interrupted (best effort: the error is what matters).
@@ -178,7 +179,8 @@ impl State {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// [`State::save`] without the fsync: for the no-op run's timestamps.
+    /// [`State::save`] without the fsync: for the no-op run's timestamps, and for a finished
+    /// run's record, which a barrier after the trace files makes durable.
     pub fn save_quick(&self, tree: &Path) -> std::io::Result<()> {
         let mut state = self.clone();
         state.version = 1;

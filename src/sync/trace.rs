@@ -197,7 +197,8 @@ pub(crate) fn render(t: &TraceInfo<'_>) -> String {
     )
 }
 
-/// Writes upstream's traces, ours, and the `_hierarchy`/`_traces` lists with our line last.
+/// Writes upstream's traces, ours, and the `_hierarchy`/`_traces` lists with our line last,
+/// each atomically; the caller's barrier makes them durable, all in one go.
 pub(crate) fn write(
     tree: &Path,
     upstream: &UpstreamTraces,
@@ -207,33 +208,28 @@ pub(crate) fn write(
     std::fs::create_dir_all(&dir)?;
     for (name, bytes) in &upstream.files {
         if name != "_hierarchy" && name != "_traces" && name != t.hostname {
-            super::write_atomic(&dir.join(name), bytes)?;
+            super::write_replace(&dir.join(name), bytes)?;
         }
     }
-    write_own(tree, t, true)?;
+    write_own(tree, t)?;
     let hierarchy = hierarchy(upstream.get_file("_hierarchy"), t);
-    super::write_atomic(&dir.join("_hierarchy"), hierarchy.as_bytes())?;
-    super::write_atomic(&dir.join("_hierarchy.mirror"), hierarchy.as_bytes())?;
+    super::write_replace(&dir.join("_hierarchy"), hierarchy.as_bytes())?;
+    super::write_replace(&dir.join("_hierarchy.mirror"), hierarchy.as_bytes())?;
     let mut traces = upstream
         .get_file("_traces")
         .map(trace_names)
         .unwrap_or_default();
     traces.retain(|n| n != t.hostname);
     traces.push(t.hostname.to_string());
-    super::write_atomic(&dir.join("_traces"), (traces.join("\n") + "\n").as_bytes())
+    super::write_replace(&dir.join("_traces"), (traces.join("\n") + "\n").as_bytes())
 }
 
-/// Writes our own trace file; `durable` adds an fsync (a no-op run skips it: the next run
-/// writes the file again, and an idle run must stay cheap).
-pub(crate) fn write_own(tree: &Path, t: &TraceInfo<'_>, durable: bool) -> std::io::Result<()> {
+/// Writes our own trace file, atomically but not synced (a no-op run's is not made durable at
+/// all: the next run writes the file again, and an idle run must stay cheap).
+pub(crate) fn write_own(tree: &Path, t: &TraceInfo<'_>) -> std::io::Result<()> {
     let dir = crate::tree::trace_dir(tree);
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(t.hostname);
-    if durable {
-        super::write_atomic(&path, render(t).as_bytes())
-    } else {
-        super::write_replace(&path, render(t).as_bytes())
-    }
+    super::write_replace(&dir.join(t.hostname), render(t).as_bytes())
 }
 
 /// Upstream's hierarchy plus our hop: `<trace file> <mirror name> <host> <upstream>`.
