@@ -212,7 +212,7 @@ fn escape_field(out: &mut String, value: Option<&header::HeaderValue>) {
     }
 }
 
-/// nginx-style escaping of a log field: `"`, `\\` and non-printable bytes become `\xNN`.
+/// nginx-style escaping of a log field: `"`, `\` and non-printable bytes become `\xNN`.
 fn escape_into(out: &mut String, s: &[u8]) {
     for &b in s {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {

@@ -224,19 +224,28 @@ impl Writer {
         self.out.write_all(&f.size.to_le_bytes())?;
         self.out.write_all(&f.sha256.0)?;
         // A package whose fields hold NUL, or that is too long to store, is left out.
-        let parts = id.map(|id| [id.name, id.arch, id.version]).filter(|parts| {
-            !parts.iter().any(|s| s.contains('\0'))
-                && parts.iter().map(|s| s.len() + 1).sum::<usize>() < usize::from(u16::MAX)
-        });
-        match parts {
-            Some([name, arch, version]) => {
-                let len = (name.len() + arch.len() + version.len() + 2) as u16;
-                self.out.write_all(&len.to_le_bytes())?;
-                for (i, part) in [name, arch, version].iter().enumerate() {
-                    if i > 0 {
-                        self.out.write_all(b"\0")?;
-                    }
-                    self.out.write_all(part.as_bytes())?;
+        let parts = id
+            .filter(|id| {
+                ![id.name, id.arch, id.version]
+                    .iter()
+                    .any(|s| s.contains('\0'))
+            })
+            .map(|id| {
+                let (name, arch, version) = (id.name, id.arch, id.version);
+                [
+                    name.as_bytes(),
+                    b"\0",
+                    arch.as_bytes(),
+                    b"\0",
+                    version.as_bytes(),
+                ]
+            });
+        let len = parts.map_or(0, |p| p.iter().map(|s| s.len()).sum::<usize>());
+        match parts.filter(|_| len + 1 < usize::from(u16::MAX)) {
+            Some(parts) => {
+                self.out.write_all(&(len as u16).to_le_bytes())?;
+                for part in parts {
+                    self.out.write_all(part)?;
                 }
             }
             None => self.out.write_all(&0u16.to_le_bytes())?,
