@@ -189,6 +189,8 @@ aptmirs_root() { dirname "$(dirname "$(dirname "$(find "$AM_OUT" -path '*/dists/
 # disk is not the syncing tool's cost (a first run on a cold cache took 24 s, the next 7 s).
 phase_start "warm upstream page cache"
 find "$UP/pool" "$UP/dists" -type f -print0 | xargs -0 -P 2 cat >/dev/null
+# Nothing else's writes in flight (the fresh filesystems, an earlier run's upstream change).
+sync
 phase_end
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -240,6 +242,9 @@ phase_end
 
 phase_start "make-scale.py --change 1"
 python3 "$here/make-scale.py" "$UP" --change 1 || { echo "error: --change failed" >&2; exit 1; }
+# The upstream's new indices (350 MB) reach its disk first: a remote upstream's writes are not
+# the syncing tool's cost, and here they would compete with its syncfs for the same disk.
+sync
 phase_end
 
 phase_start "resync after 1% change (debsync + aptmirs)"

@@ -7,7 +7,7 @@
 //! durability barrier is one `syncfs` before the swap, not an fsync per file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -470,6 +470,31 @@ impl Fetcher {
         self.download_with(url, dest, want, true, failed).await
     }
 
+    /// [`Fetcher::download`] as a task of its own: futures awaited together by one task share
+    /// its thread, so a suite's large indices would be received, hashed and written one core
+    /// at a time. Dropping the returned future cancels the transfer, as with `download`.
+    pub async fn download_in_task(
+        &self,
+        url: &Url,
+        dest: &Path,
+        want: Expected,
+    ) -> Result<(), FetchError> {
+        let (fetcher, task_url, task_dest) = (self.clone(), url.clone(), dest.to_path_buf());
+        let mut task = AbortOnDrop(tokio::spawn(async move {
+            fetcher.download(&task_url, &task_dest, want).await
+        }));
+        match (&mut task.0).await {
+            Ok(result) => result,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(FetchError::Io {
+                    path: dest.to_path_buf(),
+                    source: io::Error::new(io::ErrorKind::Interrupted, "transfer cancelled"),
+                }),
+            },
+        }
+    }
+
     async fn download_with(
         &self,
         url: &Url,
@@ -606,6 +631,15 @@ pub(crate) fn put_in_place(
         path: dest.to_path_buf(),
         source,
     })
+}
+
+/// A task that is cancelled when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Files at least this large have their writeback started as soon as they are complete.
@@ -785,5 +819,18 @@ mod tests {
         // A partial as long as the whole is not a partial: start over.
         assert_eq!(resume_state(&p, 5).unwrap().1, 0);
         assert_eq!(resume_state(&dir.path().join("none"), 5).unwrap().1, 0);
+    }
+
+    /// A download run as its own task is cancelled with the future that awaits it, as an
+    /// inline one is: the task's state (here a sender) is dropped, or the test hangs.
+    #[tokio::test]
+    async fn a_task_is_cancelled_with_its_handle() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = AbortOnDrop(tokio::spawn(async move {
+            let _held = tx;
+            std::future::pending::<()>().await
+        }));
+        drop(task);
+        assert!(rx.await.is_err(), "the sender went with the task");
     }
 }

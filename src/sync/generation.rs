@@ -467,14 +467,14 @@ async fn stage_file<'f>(
     // between our InRelease fetch and this request.
     if by_hash {
         let url = ctx.suite_url(suite, &by_hash_path(f));
-        match ctx.fetcher.download(&url, &dest, want).await {
+        match ctx.fetcher.download_in_task(&url, &dest, want).await {
             Ok(()) => return Ok(Some(f)),
             Err(FetchError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
     let url = ctx.suite_url(suite, f.path.as_str());
-    match ctx.fetcher.download(&url, &dest, want).await {
+    match ctx.fetcher.download_in_task(&url, &dest, want).await {
         Ok(()) => Ok(Some(f)),
         Err(FetchError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),

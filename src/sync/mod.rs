@@ -17,8 +17,10 @@
 //!    instant leaves either generation, whole.
 //! 6. **cleanup**: delete what no live index references, within `max_delete` ([`cleanup`]).
 //!    Delete last, because until the swap the old indices still name those files.
-//! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]), made durable
-//!    together by one more `syncfs`.
+//! 7. **trace**: ftpsync's trace file and our state file ([`trace`], [`state`]), each
+//!    replaced atomically, with no barrier of their own: a power cut that loses them leaves
+//!    the state of a run that started and never finished, which the next run handles the
+//!    safe way (it walks the pool for orphans and completes any pending replacement).
 //! 8. **notify**: with the lock released (downstream mirrors wait while it is up), push the
 //!    mirror's `notify` targets ([`crate::push`]).
 //!
@@ -363,8 +365,6 @@ pub async fn sync_mirror_until(
     state.record_success(&tree, traces.archive_serial(), now_unix())?;
     let info = trace::TraceInfo::of(mirror, &host, &state, &report, ctx.now, now_unix());
     trace::write(&tree, &traces, &info).map_err(io_err(&crate::tree::trace_dir(&tree)))?;
-    // One barrier for the state and every trace file, not an fsync each.
-    swap::barrier(&tree)?;
     // 8. notify, once our flag is down: a downstream that sees it would wait for nothing.
     drop(lock);
     crate::push::notify_downstream(&config.sync, mirror).await;
@@ -521,6 +521,7 @@ async fn run(
     // 4. pool: every changed index's files, across suites.
     let sources = PoolSources::of(ctx, &staged, unchanged, &keyring, opts.full);
     let phase = Instant::now();
+    let flusher = swap::Flusher::start(&ctx.tree);
     let mut pool =
         pool::sync_pool(ctx, sources.old, sources.new, sources.unchanged.clone()).await?;
     let stage1_ms = phase.elapsed().as_millis();
@@ -538,11 +539,14 @@ async fn run(
     )?;
 
     // The changelog's diff reads the manifests the pool stage has just read or written.
-    // Beside it, the bulk of what the barrier makes durable (pool files, staged indices) is
+    // Beside it, what the flusher has not yet made durable (pool files, staged indices) is
     // flushed ahead, so the barrier itself only waits for what is written after.
     let diff = changes::start(ctx, &staged);
     let tree = ctx.tree.clone();
-    let ahead = tokio::task::spawn_blocking(move || swap::barrier(&tree));
+    let ahead = tokio::task::spawn_blocking(move || {
+        flusher.finish();
+        swap::barrier(&tree)
+    });
     let changelog = changes::finish(ctx, diff).await;
     // A failure here fails the barrier proper again, which reports it.
     let _ = ahead.await;

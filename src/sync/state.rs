@@ -116,8 +116,9 @@ impl State {
         self.save_quick(tree).map_err(io_err(&state_path(tree)))
     }
 
-    /// The run went live; `serial` is upstream's archive serial when it has one. Not synced
-    /// here: the run's last barrier makes it durable together with the trace files.
+    /// The run went live; `serial` is upstream's archive serial when it has one. Not synced:
+    /// losing this record to a power cut leaves the one of a run that started (made durable
+    /// by the swap's barrier), and the next run then takes the path of an interrupted one.
     pub fn record_success(
         &mut self,
         tree: &Path,
@@ -180,7 +181,7 @@ impl State {
     }
 
     /// [`State::save`] without the fsync: for the no-op run's timestamps, and for a finished
-    /// run's record, which a barrier after the trace files makes durable.
+    /// run's record (see [`State::record_success`]).
     pub fn save_quick(&self, tree: &Path) -> std::io::Result<()> {
         let mut state = self.clone();
         state.version = 1;

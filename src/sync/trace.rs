@@ -10,6 +10,8 @@
 
 use std::path::Path;
 
+use futures_util::StreamExt;
+
 use super::Ctx;
 
 use crate::archive::date::{format_ctime, format_rfc2822};
@@ -62,6 +64,8 @@ impl<'a> TraceInfo<'a> {
 /// Largest trace file accepted, and how many of upstream's are copied.
 const MAX_TRACE: u64 = 1 << 20;
 const MAX_TRACES: usize = 256;
+/// Trace requests in flight at once.
+const TRACE_REQUESTS: usize = 8;
 
 /// Upstream's `project/trace/` as fetched at the end of a run: (name, bytes).
 #[derive(Debug, Default)]
@@ -73,26 +77,36 @@ impl UpstreamTraces {
     /// Fetches `master`, `_hierarchy`, `_traces` and every trace `_traces` names. Traces are
     /// informational and unsigned: a missing or failing one is skipped, never fatal.
     pub(crate) async fn fetch(ctx: &Ctx<'_>, own_name: &str) -> UpstreamTraces {
-        let mut files = Vec::new();
-        for name in ["master", "_hierarchy", "_traces"] {
-            if let Some(bytes) = get(ctx, name).await {
-                files.push((name.to_string(), bytes));
-            }
-        }
-        let listed: Vec<String> = files
-            .iter()
-            .find(|(n, _)| n == "_traces")
-            .map(|(_, b)| trace_names(b))
-            .unwrap_or_default();
-        for name in listed
+        // Two rounds of concurrent requests, not one round trip per file: the lists first,
+        // then every trace `_traces` names.
+        let (master, hierarchy, traces) = tokio::join!(
+            get(ctx, "master"),
+            get(ctx, "_hierarchy"),
+            get(ctx, "_traces")
+        );
+        let listed: Vec<String> = traces
+            .as_deref()
+            .map(trace_names)
+            .unwrap_or_default()
             .into_iter()
             .filter(|n| n != own_name && n != "master")
             .take(MAX_TRACES)
-        {
-            if let Some(bytes) = get(ctx, &name).await {
-                files.push((name, bytes));
-            }
-        }
+            .collect();
+        let fetched = futures_util::stream::iter(&listed)
+            .map(|name| async move { get(ctx, name).await.map(|b| (name.clone(), b)) })
+            .buffered(TRACE_REQUESTS)
+            .collect::<Vec<_>>()
+            .await;
+        let lists = [
+            ("master", master),
+            ("_hierarchy", hierarchy),
+            ("_traces", traces),
+        ];
+        let files = lists
+            .into_iter()
+            .filter_map(|(n, b)| Some((n.to_string(), b?)))
+            .chain(fetched.into_iter().flatten())
+            .collect();
         UpstreamTraces { files }
     }
 
@@ -198,7 +212,7 @@ pub(crate) fn render(t: &TraceInfo<'_>) -> String {
 }
 
 /// Writes upstream's traces, ours, and the `_hierarchy`/`_traces` lists with our line last,
-/// each atomically; the caller's barrier makes them durable, all in one go.
+/// each atomically (informational: the kernel's writeback makes them durable, no barrier).
 pub(crate) fn write(
     tree: &Path,
     upstream: &UpstreamTraces,
