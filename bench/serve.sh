@@ -6,6 +6,7 @@
 #
 #   bench/serve.sh [DURATION_SECS] [CONNECTIONS]      (defaults: 5 32)
 #   SERVE_LOG=1 bench/serve.sh ...    both servers write a combined-format access log file
+#   SERVE_ROUNDS=N bench/serve.sh ... rounds per row, alternating the servers (default 3)
 #
 # Needs: wrk and nginx (apt-get install wrk nginx), a release build (built if missing).
 # Both servers log nothing per request (nginx access_log off; debsync RUST_LOG=warn) and use
@@ -14,6 +15,7 @@ set -eu
 
 duration=${1:-5}
 conns=${2:-32}
+rounds=${SERVE_ROUNDS:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$here/bench/lib.sh"
@@ -90,16 +92,19 @@ for p in /pool/main/h/hello/hello_2.10-3_amd64.deb /dists/stable/Release; do
     [ "$a" = "$b" ] || { echo "servers differ on $p" >&2; exit 1; }
 done
 
-rps() { # url -> "req/s transfer/s"
+rps() { # url -> "req/s"
     wrk -t2 -c"$conns" -d"${duration}s" "$1" | awk '
         /^Requests\/sec:/ { r = $2 }
-        /^Transfer\/sec:/ { t = $2 }
         /Non-2xx/ { bad = 1 }
-        END { printf "%s %s%s", r, t, (bad ? " (non-2xx!)" : "") }'
+        END { printf "%s%s\n", r, (bad ? " (non-2xx!)" : "") }'
 }
+# "median min max" of the numbers on stdin
+spread() { sort -g | awk '{ a[NR] = $1 } END { printf "%.0f %.0f %.0f", a[int((NR + 1) / 2)], a[1], a[NR] }'; }
 
-printf '%s\n' "wrk -t2 -c$conns -d${duration}s, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), access log files: ${SERVE_LOG:-0}"
-printf '%-34s %24s %24s\n' "target" "debsync req/s (xfer/s)" "nginx req/s (xfer/s)"
+# Each row alternates the two servers $rounds times and compares medians: this machine's speed
+# drifts within seconds, and one run of each, one after the other, measured the drift.
+printf '%s\n' "wrk -t2 -c$conns -d${duration}s x $rounds rounds alternating, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), access log files: ${SERVE_LOG:-0}"
+printf '%-34s %26s %26s %7s\n' "target (median req/s, min-max)" "debsync" "nginx" "ratio"
 for row in \
     "1 MiB .deb|/pool/main/h/hello/hello_2.10-3_amd64.deb" \
     "2 KiB file|/dists/stable/Release" \
@@ -107,10 +112,20 @@ for row in \
     "10,000-entry listing (uncached)|/pool/main/l/big-linked/"; do
     name=${row%%|*}
     path=${row#*|}
-    d=$(rps "$debsync_base$path")
-    n=$(rps "$nginx_base$path")
-    printf '%-34s %24s %24s\n' "$name" "$(echo "$d" | awk '{printf "%s (%s)", $1, $2}')" \
-        "$(echo "$n" | awk '{printf "%s (%s)", $1, $2}')"
+    : > "$work/debsync.rps"
+    : > "$work/nginx.rps"
+    for _ in $(seq "$rounds"); do
+        rps "$debsync_base$path" >> "$work/debsync.rps"
+        rps "$nginx_base$path" >> "$work/nginx.rps"
+    done
+    if grep -q non-2xx "$work/debsync.rps" "$work/nginx.rps"; then
+        note=" (non-2xx answers!)"
+    else
+        note=""
+    fi
+    set -- $(spread < "$work/debsync.rps") $(spread < "$work/nginx.rps")
+    printf '%-34s %26s %26s %7s%s\n' "$name" "$1 ($2-$3)" "$4 ($5-$6)" \
+        "$(awk -v d="$1" -v n="$4" 'BEGIN { printf "%.2fx", d / n }')" "$note"
 done
 # Single-request latency of the big listing (best of 5, as a client sees it).
 for who in debsync nginx; do

@@ -14,46 +14,54 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 
 use super::App;
 use super::datetime::Utc;
 
-/// The peer address of the connection, put into each request's extensions by `server.rs`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ClientAddr(pub SocketAddr);
+/// Step 2 for one request: begun when its head arrives, finished with its response, whose
+/// body then reports the bytes sent and writes the line when it ends.
+pub(super) struct Observation {
+    record: Record,
+}
 
-/// Middleware: see the module doc.
-pub(super) async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    app.metrics.request_started();
-    let started = Instant::now();
-    let line = (app.access_log.is_some()
-        || tracing::enabled!(target: "debsync::access", tracing::Level::INFO))
-    .then(|| LogFields::of(&req));
-    let resp = next.run(req).await;
-    let record = Record {
-        app,
-        started,
-        status: resp.status().as_u16(),
-        line,
-    };
-    let (parts, body) = resp.into_parts();
-    let body = Body::new(Observed {
-        inner: body,
-        bytes: 0,
-        record: Some(record),
-    });
-    Response::from_parts(parts, body)
+impl Observation {
+    pub(super) fn start<B>(
+        app: &Arc<App>,
+        peer: SocketAddr,
+        req: &axum::http::Request<B>,
+    ) -> Observation {
+        app.metrics.request_started();
+        let line = (app.access_log.is_some()
+            || tracing::enabled!(target: "debsync::access", tracing::Level::INFO))
+        .then(|| LogFields::of(req, peer));
+        Observation {
+            record: Record {
+                app: app.clone(),
+                started: Instant::now(),
+                status: 0,
+                line,
+            },
+        }
+    }
+
+    pub(super) fn finish(self, resp: Response) -> axum::http::Response<Observed> {
+        let mut record = self.record;
+        record.status = resp.status().as_u16();
+        resp.map(|inner| Observed {
+            inner,
+            bytes: 0,
+            record: Some(record),
+        })
+    }
 }
 
 /// What the access line needs from the request (only captured when the line is enabled):
 /// cheap clones (the header values share hyper's read buffer), formatted once at the end.
 struct LogFields {
-    client: Option<std::net::IpAddr>,
+    client: std::net::IpAddr,
     method: axum::http::Method,
     uri: axum::http::Uri,
     version: axum::http::Version,
@@ -62,9 +70,9 @@ struct LogFields {
 }
 
 impl LogFields {
-    fn of(req: &Request) -> LogFields {
+    fn of<B>(req: &axum::http::Request<B>, peer: SocketAddr) -> LogFields {
         LogFields {
-            client: req.extensions().get::<ClientAddr>().map(|c| c.0.ip()),
+            client: peer.ip(),
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
@@ -76,13 +84,7 @@ impl LogFields {
     /// nginx's `combined` line, without its newline.
     fn line(&self, status: u16, bytes: u64) -> String {
         let mut line = String::with_capacity(192);
-        match self.client {
-            Some(ip) => {
-                let _ = write!(line, "{ip}");
-            }
-            None => line.push('-'),
-        }
-        line.push_str(" - - [");
+        let _ = write!(line, "{} - - [", self.client);
         CLF_NOW.with(|now| line.push_str(now.borrow_mut().get()));
         line.push_str("] \"");
         escape_into(&mut line, self.method.as_str().as_bytes());
@@ -152,7 +154,7 @@ impl Record {
 }
 
 /// A response body that counts what passes through it and logs when it ends or is dropped.
-struct Observed {
+pub(super) struct Observed {
     inner: Body,
     bytes: u64,
     record: Option<Record>,

@@ -54,6 +54,10 @@ pub enum HttpError {
     MethodNotAllowed,
     /// Request target over the configured limit.
     UriTooLong,
+    /// A request with a body (`Content-Length` above 0): nothing here takes one.
+    BodyNotAllowed,
+    /// The response head was not ready within the response timeout.
+    Overloaded,
     /// `Range` that starts past the end of a `len`-byte file.
     RangeNotSatisfiable { len: u64 },
     /// `If-Match` / `If-Unmodified-Since` failed.
@@ -99,6 +103,8 @@ impl HttpError {
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
+            HttpError::BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             HttpError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             HttpError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied => {
@@ -191,6 +197,8 @@ mod tests {
             ),
             (HttpError::MethodNotAllowed, 405),
             (HttpError::UriTooLong, 414),
+            (HttpError::BodyNotAllowed, 413),
+            (HttpError::Overloaded, 503),
             (HttpError::RangeNotSatisfiable { len: 3 }, 416),
             (HttpError::PreconditionFailed, 412),
             (HttpError::from(io::Error::other("disk on fire")), 500),

@@ -124,6 +124,10 @@ pub(super) fn lookup(
     })
 }
 
+/// Headers of a file response: validators, caching, ranges, type, length, nosniff (and
+/// `Content-Range` for a part).
+const RESPONSE_HEADERS: usize = 8;
+
 /// Builds the response for a file found by [`lookup`].
 pub(super) async fn respond(
     req: &HeaderMap,
@@ -137,12 +141,10 @@ pub(super) async fn respond(
     let mut resp = Response::new(Body::empty());
     {
         let h = resp.headers_mut();
-        if let Ok(etag) = HeaderValue::from_str(&v.etag) {
-            h.insert(header::ETAG, etag);
-        }
-        if let Ok(lm) = HeaderValue::from_str(&v.last_modified()) {
-            h.insert(header::LAST_MODIFIED, lm);
-        }
+        // Room for every header below at once, instead of growing the map twice.
+        h.reserve(RESPONSE_HEADERS);
+        h.insert(header::ETAG, v.etag_header());
+        h.insert(header::LAST_MODIFIED, v.last_modified_header());
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(headers::cache_control(rel_segments)),

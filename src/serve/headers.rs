@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 /// `Content-Type` for a file name (last path segment).
 pub(super) fn content_type(name: &str) -> &'static str {
@@ -60,25 +60,47 @@ pub(super) fn cache_control(rel_segments: &[String]) -> &'static str {
     }
 }
 
-/// The validators of one open file.
+/// The validators of one open file, formatted once as the header values they are sent as:
+/// a hot file's responses then clone them (a reference count) instead of formatting them.
 #[derive(Debug, Clone)]
 pub(super) struct Validators {
     /// Strong entity tag, quoted.
-    pub etag: String,
+    etag: HeaderValue,
+    /// The `Last-Modified` date.
+    last_modified: HeaderValue,
     /// Whole seconds since the epoch (HTTP dates have no sub-second part).
     pub mtime_secs: u64,
 }
 
 impl Validators {
     pub(super) fn new(inode: u64, len: u64, mtime_secs: i64, mtime_nsec: i64) -> Validators {
+        let mtime = u64::try_from(mtime_secs).unwrap_or(0);
+        let etag = format!("\"{inode:x}-{len:x}-{mtime_secs:x}.{mtime_nsec:x}\"");
+        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime));
+        // Digits, letters, `"`, `-`, `.`, `,`, `:` and spaces: always valid header values.
+        let value = |s: String| HeaderValue::try_from(s).unwrap_or(HeaderValue::from_static(""));
         Validators {
-            etag: format!("\"{inode:x}-{len:x}-{mtime_secs:x}.{mtime_nsec:x}\""),
-            mtime_secs: u64::try_from(mtime_secs).unwrap_or(0),
+            etag: value(etag),
+            last_modified: value(date),
+            mtime_secs: mtime,
         }
     }
 
-    pub(super) fn last_modified(&self) -> String {
-        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(self.mtime_secs))
+    pub(super) fn etag(&self) -> &str {
+        self.etag.to_str().unwrap_or_default()
+    }
+
+    pub(super) fn etag_header(&self) -> HeaderValue {
+        self.etag.clone()
+    }
+
+    #[cfg(test)]
+    pub(super) fn last_modified(&self) -> &str {
+        self.last_modified.to_str().unwrap_or_default()
+    }
+
+    pub(super) fn last_modified_header(&self) -> HeaderValue {
+        self.last_modified.clone()
     }
 }
 
@@ -94,7 +116,7 @@ pub(super) enum Precondition {
 /// order RFC 9110 prescribes, for a GET or HEAD.
 pub(super) fn evaluate(h: &HeaderMap, v: &Validators) -> Precondition {
     if let Some(im) = header_str(h, header::IF_MATCH) {
-        if !etag_list_matches(im, &v.etag, true) {
+        if !etag_list_matches(im, v.etag(), true) {
             return Precondition::Failed;
         }
     } else if let Some(date) = header_date(h, header::IF_UNMODIFIED_SINCE)
@@ -103,7 +125,7 @@ pub(super) fn evaluate(h: &HeaderMap, v: &Validators) -> Precondition {
         return Precondition::Failed;
     }
     if let Some(inm) = header_str(h, header::IF_NONE_MATCH) {
-        if etag_list_matches(inm, &v.etag, false) {
+        if etag_list_matches(inm, v.etag(), false) {
             return Precondition::NotModified;
         }
     } else if let Some(date) = header_date(h, header::IF_MODIFIED_SINCE)
@@ -135,7 +157,7 @@ pub(super) fn range(h: &HeaderMap, v: &Validators, len: u64) -> RangeDecision {
     if let Some(cond) = header_str(h, header::IF_RANGE) {
         let cond = cond.trim();
         let fresh = if cond.starts_with('"') || cond.starts_with("W/") {
-            cond == v.etag
+            cond == v.etag()
         } else {
             parse_date(cond) == Some(v.mtime_secs)
         };
@@ -285,7 +307,7 @@ mod tests {
     #[test]
     fn conditionals() {
         use Precondition::*;
-        let etag = v().etag;
+        let etag = v().etag().to_string();
         let listed = format!("\"x\", W/{etag}");
         let weak = format!("W/{etag}");
         let rows: Vec<(Vec<(header::HeaderName, &str)>, Precondition)> = vec![
@@ -367,10 +389,10 @@ mod tests {
                 100,
             )
         };
-        assert_eq!(with(&v.etag), RangeDecision::Partial { start: 5, end: 99 });
+        assert_eq!(with(v.etag()), RangeDecision::Partial { start: 5, end: 99 });
         assert_eq!(with("\"stale\""), RangeDecision::Full);
         assert_eq!(
-            with(&v.last_modified()),
+            with(v.last_modified()),
             RangeDecision::Partial { start: 5, end: 99 }
         );
         assert_eq!(with("Sun, 06 Nov 1994 08:49:38 GMT"), RangeDecision::Full);

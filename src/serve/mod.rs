@@ -17,7 +17,9 @@
 //!    counters and one combined-log access line.
 //! 3. **Guard** (`guard` below): one valid `Host` in HTTP/1.1 (`400`, RFC 9112 §3.2), only
 //!    GET and HEAD (`405` with `Allow`) except `POST` under `/-/`, request target length
-//!    (`414`), no request body (`413`, tower-http), a time limit on producing the response head.
+//!    (`414`), no request body (`413`), a time limit on producing the response head (`503`).
+//!    Steps 2 and 3 are plain calls in [`handle`], not middleware: a file request then costs
+//!    no boxed service clones.
 //! 4. **Route**: `/healthz` and `/metrics` (`ops.rs`), `POST /-/sync/<mirror>` (`push.rs`),
 //!    `POST /-/preheat/<cache>` (`cache.rs`); everything else is a path.
 //! 5. **Sanitise** (`path.rs`): decode and check the path into a [`path::SafePath`]
@@ -80,9 +82,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -192,14 +194,15 @@ impl Site {
         Some((cache, path.skip(1)))
     }
 
-    /// Which tree a sanitised path falls into, and the path inside it.
-    fn resolve(&self, path: &SafePath) -> Option<(&Mount, SafePath)> {
+    /// Which tree a sanitised path falls into, and the segments of the path inside it.
+    fn resolve<'p>(&self, path: &'p SafePath) -> Option<(&Mount, &'p [String])> {
+        let segments = path.segments();
         if !self.prefixed {
-            return self.mounts.first().map(|m| (m, path.clone()));
+            return self.mounts.first().map(|m| (m, segments));
         }
-        let first = path.segments().first()?;
+        let (first, rest) = segments.split_first()?;
         let mount = self.mounts.iter().find(|m| &m.name == first)?;
-        Some((mount, path.skip(1)))
+        Some((mount, rest))
     }
 }
 
@@ -237,22 +240,54 @@ pub struct App {
 /// Appends Prometheus text samples to a `/metrics` response.
 pub type ExtraMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
 
-/// The axum application (steps 2–9 of the pipeline); `server.rs` drives it per connection.
+/// Steps 2–9 for one request, as `server.rs` hands them to hyper. Files and listings (nearly
+/// every request) go straight to [`serve_path`]; only the operation endpoints take the
+/// router, whose boxed layers cost several allocations a request.
+async fn handle(
+    app: Arc<App>,
+    router: Router,
+    peer: std::net::SocketAddr,
+    req: axum::http::Request<hyper::body::Incoming>,
+) -> Result<axum::http::Response<access::Observed>, std::convert::Infallible> {
+    let observation = access::Observation::start(&app, peer, &req);
+    let resp = match guard(&app, &req) {
+        Err(refused) => refused.into_response(),
+        Ok(()) if routed(req.uri().path()) => match router.oneshot(req.map(Body::new)).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        },
+        Ok(()) => {
+            let (parts, _) = req.into_parts();
+            let limit = app.limits.response_timeout;
+            match tokio::time::timeout(limit, serve_path(&app, &parts)).await {
+                Ok(resp) => resp,
+                Err(_) => HttpError::Overloaded.into_response(),
+            }
+        }
+    };
+    Ok(observation.finish(resp))
+}
+
+/// The router of step 4: the operation endpoints, each with the request limits of step 3 that
+/// [`handle`] applies inline to paths. An unknown path under `/-/` falls through to a path.
 fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/-/preheat/{cache}", axum::routing::post(cache::preheat))
         .route(OPS_SYNC, axum::routing::post(push::sync))
-        .fallback(serve_path)
+        .fallback(serve_path_handler)
         .layer(RequestBodyLimitLayer::new(0))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             app.limits.response_timeout,
         ))
-        .layer(middleware::from_fn_with_state(app.clone(), guard))
-        .layer(middleware::from_fn_with_state(app.clone(), access::observe))
         .with_state(app)
+}
+
+/// Whether a path is the router's (step 4) rather than a tree's.
+fn routed(path: &str) -> bool {
+    path == "/healthz" || path == "/metrics" || path.starts_with(OPS_PREFIX)
 }
 
 /// The namespace of operations that may change something: `-` is no mirror name.
@@ -261,20 +296,25 @@ const OPS_PREFIX: &str = "/-/";
 /// A push: `POST /-/sync/<mirror>`.
 const OPS_SYNC: &str = "/-/sync/{mirror}";
 
-/// Step 3: `Host`, method and request-target limits, before any routing.
-async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if let Err(why) = check_host(req.version(), req.headers()) {
-        return HttpError::BadHost(why).into_response();
-    }
+/// Step 3: `Host`, method, request-target and body limits, before any routing.
+fn guard<B>(app: &App, req: &axum::http::Request<B>) -> Result<(), HttpError> {
+    check_host(req.version(), req.headers()).map_err(HttpError::BadHost)?;
     let ops_post = req.method() == Method::POST && req.uri().path().starts_with(OPS_PREFIX);
     if req.method() != Method::GET && req.method() != Method::HEAD && !ops_post {
-        return HttpError::MethodNotAllowed.into_response();
+        return Err(HttpError::MethodNotAllowed);
     }
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target_len > app.limits.max_uri_bytes {
-        return HttpError::UriTooLong.into_response();
+        return Err(HttpError::UriTooLong);
     }
-    next.run(req).await
+    let body_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if body_len.is_some_and(|n| n > 0) {
+        return Err(HttpError::BodyNotAllowed);
+    }
+    Ok(())
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request must carry exactly one `Host`, and any `Host` must be a
@@ -297,12 +337,17 @@ fn check_host(version: Version, headers: &HeaderMap) -> Result<(), &'static str>
 }
 
 /// Steps 5–9.
-async fn serve_path(State(app): State<Arc<App>>, req: Request) -> Response {
-    let (req, _) = req.into_parts();
-    match serve_path_inner(&app, &req).await {
+async fn serve_path(app: &App, req: &Parts) -> Response {
+    match serve_path_inner(app, req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
+}
+
+/// [`serve_path`] as the router's fallback (a path under `/-/` that names no operation).
+async fn serve_path_handler(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (req, _) = req.into_parts();
+    serve_path(&app, &req).await
 }
 
 async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError> {
@@ -322,9 +367,8 @@ async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError>
         return cache::respond(cache, &app.dircache, head, &rel, headers).await;
     }
     let (mount, rel) = app.site.resolve(&path).ok_or(HttpError::NotFound)?;
-    let tree = mount.tree.clone();
-    let tree_fd = app.anchors.get(&tree)?;
-    let rel_path = rel.to_rel_path();
+    let tree_fd = app.anchors.get(&mount.tree)?;
+    let rel_path = path::rel_path(rel);
     let list = path.has_trailing_slash().then(|| ListingRequest {
         segments: path.segments().to_vec(),
         json,
@@ -334,7 +378,7 @@ async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError>
     let cache = app.dircache.clone();
     let found = if let Some(mut list) = list {
         // The mirror's own page: its card above the listing.
-        let card = match (&mount.info, rel.segments().is_empty() && !json) {
+        let card = match (&mount.info, rel.is_empty() && !json) {
             (Some(info), true) => Some((
                 mount.clone(),
                 info.clone(),
@@ -342,6 +386,7 @@ async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError>
             )),
             _ => None,
         };
+        let tree = mount.tree.clone();
         tokio::task::spawn_blocking(move || {
             if let Some((mount, info, base)) = card {
                 let mut html = String::new();
@@ -365,7 +410,7 @@ async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError>
                 body: files::FileBody::Small(body),
             }
         } else {
-            let found = files::lookup(&tree, &tree_fd, &rel_path, None, &cache)?;
+            let found = files::lookup(&mount.tree, &tree_fd, &rel_path, None, &cache)?;
             if let Found::File {
                 meta,
                 body: files::FileBody::Small(body),
@@ -380,9 +425,7 @@ async fn serve_path_inner(app: &App, req: &Parts) -> Result<Response, HttpError>
         Found::Dir { page: None } => Ok(redirect(&path.encoded_dir())),
         Found::Dir { page: Some(page) } => Ok(listing_response(head, page)),
         Found::File { .. } if path.has_trailing_slash() => Err(HttpError::NotFound),
-        Found::File { meta, body } => {
-            files::respond(headers, head, rel.segments(), meta, body).await
-        }
+        Found::File { meta, body } => files::respond(headers, head, rel, meta, body).await,
     }
 }
 

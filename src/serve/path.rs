@@ -114,10 +114,7 @@ impl SafePath {
 
     /// Relative filesystem path (`.` for the tree itself).
     pub fn to_rel_path(&self) -> PathBuf {
-        if self.segments.is_empty() {
-            return PathBuf::from(".");
-        }
-        self.segments.iter().collect()
+        rel_path(&self.segments)
     }
 
     /// Decoded, for display: `/a/b/` style.
@@ -169,6 +166,19 @@ pub fn push_encoded(out: &mut String, seg: &str) {
 }
 
 /// Strict percent-decoding: `%` must be followed by two hex digits.
+/// The relative filesystem path of sanitised segments (`.` for none), allocated once.
+pub(crate) fn rel_path(segments: &[String]) -> PathBuf {
+    if segments.is_empty() {
+        return PathBuf::from(".");
+    }
+    let len = segments.iter().map(|s| s.len() + 1).sum();
+    let mut path = PathBuf::with_capacity(len);
+    for s in segments {
+        path.push(s);
+    }
+    path
+}
+
 fn decode(s: &str) -> Result<Vec<u8>, PathError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

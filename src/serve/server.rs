@@ -17,15 +17,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
-use super::access::ClientAddr;
 use super::accesslog::AccessLog;
 use super::error::ServeError;
 use super::metrics::Metrics;
@@ -309,14 +306,10 @@ impl Connection {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let limits = &self.app.limits;
-        let peer = self.peer;
-        let svc = self
-            .router
-            .clone()
-            .map_request(move |mut req: axum::http::Request<_>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                req
-            });
+        let (app, router, peer) = (self.app.clone(), self.router.clone(), self.peer);
+        let svc = hyper::service::service_fn(move |req| {
+            super::handle(app.clone(), router.clone(), peer, req)
+        });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -325,7 +318,7 @@ impl Connection {
             .max_headers(limits.max_headers)
             .keep_alive(true);
         let io = TokioIo::new(SendTimeout::new(io, limits.send_timeout));
-        let conn = builder.serve_connection(io, TowerToHyperService::new(svc));
+        let conn = builder.serve_connection(io, svc);
         tokio::pin!(conn);
         let result = if *self.stop.borrow() {
             conn.as_mut().graceful_shutdown();
