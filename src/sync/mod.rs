@@ -517,6 +517,7 @@ async fn run(
         staged.push(generation::build(ctx, up, &keyring, state.suites.get(&up.suite)).await?);
     }
     tracing::debug!("stage: {} suite(s) staged", staged.len());
+    release_freed_memory();
 
     // 4. pool: every changed index's files, across suites.
     let sources = PoolSources::of(ctx, &staged, unchanged, &keyring, opts.full);
@@ -593,6 +594,17 @@ async fn run(
         stage1_ms,
         stage2_ms: stage2.elapsed().as_millis(),
     })
+}
+
+/// Hands the heap memory freed so far back to the system: the staged indices streamed through
+/// buffers on both worker threads, and what glibc kept of them would otherwise stay resident
+/// under the pool stage's peak (about 0.2 MiB of a resync's 16).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Decides deletions before anything goes live, so a refusal leaves the old tree serving.
