@@ -85,8 +85,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceExt;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use accesslog::AccessLog;
 pub use error::{HttpError, ServeError};
@@ -252,14 +250,9 @@ async fn handle(
     let observation = access::Observation::start(&app, peer, &req);
     let resp = match guard(&app, &req) {
         Err(refused) => refused.into_response(),
-        Ok(()) if routed(req.uri().path()) => match router.oneshot(req.map(Body::new)).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        },
         Ok(()) => {
-            let (parts, _) = req.into_parts();
             let limit = app.limits.response_timeout;
-            match tokio::time::timeout(limit, serve_path(&app, &parts)).await {
+            match tokio::time::timeout(limit, dispatch(&app, router, req)).await {
                 Ok(resp) => resp,
                 Err(_) => HttpError::Overloaded.into_response(),
             }
@@ -268,8 +261,25 @@ async fn handle(
     Ok(observation.finish(resp))
 }
 
-/// The router of step 4: the operation endpoints, each with the request limits of step 3 that
-/// [`handle`] applies inline to paths. An unknown path under `/-/` falls through to a path.
+/// Step 4: the router for the operation endpoints, [`serve_path`] for everything else.
+async fn dispatch(
+    app: &App,
+    router: Router,
+    req: axum::http::Request<hyper::body::Incoming>,
+) -> Response {
+    if routed(req.uri().path()) {
+        match router.oneshot(req.map(Body::new)).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    } else {
+        let (parts, _) = req.into_parts();
+        serve_path(app, &parts).await
+    }
+}
+
+/// The router of step 4: the operation endpoints (the limits of step 3 are [`handle`]'s, for
+/// them as for paths). An unknown path under `/-/` falls through to a path.
 fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
@@ -277,11 +287,6 @@ fn router(app: Arc<App>) -> Router {
         .route("/-/preheat/{cache}", axum::routing::post(cache::preheat))
         .route(OPS_SYNC, axum::routing::post(push::sync))
         .fallback(serve_path_handler)
-        .layer(RequestBodyLimitLayer::new(0))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            app.limits.response_timeout,
-        ))
         .with_state(app)
 }
 
