@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::generation::{ParseSource, StagedSuite};
 use super::manifest;
-use super::pool::{PathKey, find_key, for_each_entry, path_key};
+use super::pool::{PathKey, bytes_key, find_key, for_each_entry};
 use super::{Ctx, SyncError, io_err};
 use crate::archive::PackageId;
 
@@ -113,7 +113,10 @@ pub(crate) fn start(ctx: &Ctx<'_>, staged: &[StagedSuite]) -> Option<Diff> {
     let suites = SuiteIndices::of(staged);
     let tree = ctx.tree.clone();
     Some(tokio::task::spawn_blocking(move || {
-        diff_suites(&tree, &suites)
+        let phase = std::time::Instant::now();
+        let diff = diff_suites(&tree, &suites);
+        tracing::debug!("changelog: diff in {:?}", phase.elapsed());
+        diff
     }))
 }
 
@@ -170,31 +173,30 @@ pub(crate) fn diff_suites(
     Ok(out)
 }
 
-/// Calls `f` with the package of every stanza of a Packages or Sources index, from the
-/// index's manifest (which the pool stage has just read or written) when there is one. A
-/// Sources stanza comes once per file it lists, and a damaged manifest may have passed some
-/// before the index is parsed: callers tolerate repeats.
+/// Calls `f` with the package of every stanza of a Packages or Sources index and its key,
+/// from the index's manifest (which the pool stage has just read or written) when there is
+/// one. A Sources stanza comes once per file it lists, and a damaged manifest may have passed
+/// some before the index is parsed: callers tolerate repeats.
 fn for_each_package(
     tree: &Path,
     src: &ParseSource,
-    mut f: impl FnMut(&str, &str, &str),
+    mut f: impl FnMut(PathKey, PackageId<'_>),
 ) -> Result<(), SyncError> {
-    let mut package = |id: PackageId<'_>| -> Result<(), SyncError> {
-        f(id.name, id.arch, id.version);
-        Ok(())
-    };
-    if manifest::read_packages(&manifest::path(tree, &src.sha256), &mut package)? {
+    let stored = manifest::read_packages(&manifest::path(tree, &src.sha256), |bytes, id| {
+        f(bytes_key(bytes), id);
+        Ok::<(), SyncError>(())
+    })?;
+    if stored {
         return Ok(());
     }
-    for_each_entry(src, |_, id| id.map_or(Ok(()), &mut package))
-}
-
-fn entry_key(name: &str, arch: &str, version: &str, buf: &mut String) -> PathKey {
-    buf.clear();
-    for part in [name, "\0", arch, "\0", version] {
-        buf.push_str(part);
-    }
-    path_key(buf)
+    let mut bytes = Vec::new();
+    for_each_entry(src, |_, id| {
+        if let Some(id) = id {
+            manifest::package_bytes(&id, &mut bytes);
+            f(bytes_key(&bytes), id);
+        }
+        Ok(())
+    })
 }
 
 /// Adds what differs between a live index and its replacement to `out` (added and removed
@@ -205,42 +207,37 @@ fn diff_index(
     new: Option<&ParseSource>,
     out: &mut SuiteChanges,
 ) -> Result<(), SyncError> {
-    let mut buf = String::new();
     let mut table: Vec<PathKey> = Vec::new();
     if let Some(old) = old {
-        for_each_package(tree, old, |n, a, v| {
-            table.push(entry_key(n, a, v, &mut buf))
-        })?;
+        for_each_package(tree, old, |key, _| table.push(key))?;
     }
     table.sort_unstable();
     table.dedup();
     let mut kept = vec![false; table.len()];
     if let Some(new) = new {
-        for_each_package(tree, new, |n, a, v| {
-            match find_key(&table, &entry_key(n, a, v, &mut buf), |k| k) {
-                Ok(i) => kept[i] = true,
-                Err(_) => out.added.push(package(n, a, v)),
-            }
+        for_each_package(tree, new, |key, id| match find_key(&table, &key, |k| k) {
+            Ok(i) => kept[i] = true,
+            Err(_) => out.added.push(package(id)),
         })?;
     }
     if let Some(old) = old.filter(|_| kept.iter().any(|k| !k)) {
-        for_each_package(tree, old, |n, a, v| {
-            if let Ok(i) = find_key(&table, &entry_key(n, a, v, &mut buf), |k| k)
+        for_each_package(tree, old, |key, id| {
+            if let Ok(i) = find_key(&table, &key, |k| k)
                 && !kept[i]
             {
                 kept[i] = true;
-                out.removed.push(package(n, a, v));
+                out.removed.push(package(id));
             }
         })?;
     }
     Ok(())
 }
 
-fn package(name: &str, arch: &str, version: &str) -> Package {
+fn package(id: PackageId<'_>) -> Package {
     Package {
-        package: name.to_string(),
-        arch: arch.to_string(),
-        version: version.to_string(),
+        package: id.name.to_string(),
+        arch: id.arch.to_string(),
+        version: id.version.to_string(),
     }
 }
 
@@ -384,6 +381,14 @@ pub fn read_all(tree: &Path) -> Vec<Changelog> {
 mod tests {
     use super::*;
     use crate::archive::compression::Compression;
+
+    fn package(name: &str, arch: &str, version: &str) -> Package {
+        super::package(PackageId {
+            name,
+            arch,
+            version,
+        })
+    }
 
     fn index(dir: &Path, name: &str, text: &str) -> ParseSource {
         let path = dir.join(name);

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::archive::{ArchivePath, FileRef, PackageId, Sha256};
@@ -71,16 +71,26 @@ pub(crate) fn read<E>(
     })
 }
 
-/// Like [`read`], for the packages alone: the paths are neither proven nor copied.
+/// Like [`read`], for the packages alone, each also as stored (`name NUL arch NUL version`,
+/// what [`package_bytes`] makes of it): callers key those bytes instead of encoding the
+/// package again. The paths are neither proven nor copied.
 pub(crate) fn read_packages<E>(
     path: &Path,
-    mut f: impl FnMut(PackageId<'_>) -> Result<(), E>,
+    mut f: impl FnMut(&[u8], PackageId<'_>) -> Result<(), E>,
 ) -> Result<bool, E> {
     for_each_raw(path, |raw| match decode_id(raw.id) {
-        Ok(Some(id)) => f(id).map(|()| true),
+        Ok(Some(id)) => f(raw.id, id).map(|()| true),
         Ok(None) => Ok(true),
         Err(()) => Ok(false),
     })
+}
+
+/// A package as a manifest stores it, into `out`.
+pub(crate) fn package_bytes(id: &PackageId<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    for part in [id.name, "\0", id.arch, "\0", id.version] {
+        out.extend_from_slice(part.as_bytes());
+    }
 }
 
 /// An entry as read back for passes that only key its path: the path is UTF-8 but not proven
@@ -124,55 +134,110 @@ fn for_each_raw<E>(
     let Ok(file) = File::open(path) else {
         return Ok(false);
     };
-    let mut r = BufReader::with_capacity(256 * 1024, file);
-    let mut magic = [0u8; 8];
-    if r.read_exact(&mut magic).is_err() || &magic != MAGIC {
+    let mut r = Pieces::new(file);
+    if !r.ensure(MAGIC.len()) || &r.ahead()[..MAGIC.len()] != MAGIC {
         return Ok(false);
     }
+    r.consume(MAGIC.len());
     let mut count = 0u64;
-    let mut path_buf = Vec::with_capacity(256);
-    let mut id_buf = Vec::with_capacity(256);
     loop {
-        let mut len = [0u8; 2];
-        if r.read_exact(&mut len).is_err() {
+        if !r.ensure(2) {
             return Ok(false);
         }
-        let len = u16::from_le_bytes(len);
-        if len == u16::MAX {
+        let len = usize::from(le_u16(r.ahead()));
+        if len == usize::from(u16::MAX) {
             // Trailer: the entry count, then END.
-            let mut n = [0u8; 8];
-            let mut end = [0u8; 4];
-            if r.read_exact(&mut n).is_err() || r.read_exact(&mut end).is_err() {
+            if !r.ensure(2 + 8 + END.len()) {
                 return Ok(false);
             }
-            return Ok(u64::from_le_bytes(n) == count && &end == END);
+            let trailer = &r.ahead()[2..];
+            return Ok(le_u64(trailer) == count && &trailer[8..8 + END.len()] == END);
         }
-        path_buf.resize(usize::from(len), 0);
-        let mut size = [0u8; 8];
+        let (size_at, sha_at, id_len_at) = (2 + len, 2 + len + 8, 2 + len + 8 + 32);
+        if !r.ensure(id_len_at + 2) {
+            return Ok(false);
+        }
+        let id_at = id_len_at + 2;
+        let end = id_at + usize::from(le_u16(&r.ahead()[id_len_at..]));
+        if !r.ensure(end) {
+            return Ok(false);
+        }
+        let bytes = &r.ahead()[..end];
         let mut sha256 = [0u8; 32];
-        let mut id_len = [0u8; 2];
-        if r.read_exact(&mut path_buf).is_err()
-            || r.read_exact(&mut size).is_err()
-            || r.read_exact(&mut sha256).is_err()
-            || r.read_exact(&mut id_len).is_err()
-        {
-            return Ok(false);
-        }
-        id_buf.resize(usize::from(u16::from_le_bytes(id_len)), 0);
-        if r.read_exact(&mut id_buf).is_err() {
-            return Ok(false);
-        }
+        sha256.copy_from_slice(&bytes[sha_at..id_len_at]);
         let entry = RawEntry {
-            path: &path_buf,
-            size: u64::from_le_bytes(size),
+            path: &bytes[2..size_at],
+            size: le_u64(&bytes[size_at..]),
             sha256,
-            id: &id_buf,
+            id: &bytes[id_at..],
         };
         if !f(entry)? {
             return Ok(false);
         }
+        r.consume(end);
         count += 1;
     }
+}
+
+/// A manifest read in large pieces, each entry parsed where it lies in the buffer: entries
+/// are copied only when one straddles two reads.
+struct Pieces {
+    file: File,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Pieces {
+    fn new(file: File) -> Pieces {
+        Pieces {
+            file,
+            buf: vec![0; 256 * 1024],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// At least `n` bytes ahead; `false` when the file ends (or cannot be read) first.
+    fn ensure(&mut self, n: usize) -> bool {
+        while self.end - self.start < n {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() < n {
+                self.buf.resize(n, 0);
+            }
+            match self.file.read(&mut self.buf[self.end..]) {
+                Ok(0) => return false,
+                Ok(got) => self.end += got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    fn ahead(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+    }
+}
+
+/// The little-endian `u16` at the start of `b` (which holds at least 2 bytes).
+fn le_u16(b: &[u8]) -> u16 {
+    u16::from_le_bytes([b[0], b[1]])
+}
+
+/// The little-endian `u64` at the start of `b` (which holds at least 8 bytes).
+fn le_u64(b: &[u8]) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(x)
 }
 
 /// The stored package of an entry: `None` when none was stored, `Err` when it is malformed.
@@ -181,12 +246,13 @@ fn decode_id(raw: &[u8]) -> Result<Option<PackageId<'_>>, ()> {
         return Ok(None);
     }
     let text = std::str::from_utf8(raw).map_err(|_| ())?;
-    let mut parts = text.split('\0');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(name), Some(arch), Some(version), None) => Ok(Some(PackageId {
-            name,
-            arch,
-            version,
+    let mut nuls = memchr::memchr_iter(0, raw);
+    match (nuls.next(), nuls.next(), nuls.next()) {
+        // NUL is ASCII: both are character boundaries.
+        (Some(a), Some(v), None) => Ok(Some(PackageId {
+            name: &text[..a],
+            arch: &text[a + 1..v],
+            version: &text[v + 1..],
         })),
         _ => Err(()),
     }
@@ -342,5 +408,56 @@ mod tests {
         assert!(!ok.unwrap());
         prune(tree.path(), &HashSet::new());
         assert!(!path(tree.path(), &idx).exists());
+    }
+
+    #[test]
+    fn entries_across_read_boundaries() {
+        // Several buffers' worth: entries straddle every refill at a different offset.
+        let tree = tempfile::tempdir().unwrap();
+        let idx = Sha256::digest(b"big");
+        let mut w = Writer::create(tree.path(), &idx).unwrap();
+        let files: Vec<FileRef> = (0..6000)
+            .map(|i| {
+                entry(&format!(
+                    "pool/main/p/pkg{i}/{}_{i}.deb",
+                    "x".repeat(i % 97)
+                ))
+            })
+            .collect();
+        for (i, f) in files.iter().enumerate() {
+            let version = i.to_string();
+            let id = PackageId {
+                name: "pkg",
+                arch: "amd64",
+                version: &version,
+            };
+            w.push(f, (i % 5 != 0).then_some(id)).unwrap();
+        }
+        w.finish().unwrap();
+        assert!(std::fs::metadata(path(tree.path(), &idx)).unwrap().len() > 3 * 256 * 1024);
+        let mut back = Vec::new();
+        let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |f, id| {
+            back.push((f, id.map(|id| id.version.to_string())));
+            Ok(())
+        });
+        assert!(ok.unwrap());
+        assert_eq!(back.len(), files.len());
+        for (i, (f, version)) in back.iter().enumerate() {
+            assert_eq!(f, &files[i]);
+            assert_eq!(
+                version.as_deref(),
+                (i % 5 != 0).then(|| i.to_string()).as_deref()
+            );
+        }
+        let mut stored = Vec::new();
+        let ok: Result<bool, ()> = read_packages(&path(tree.path(), &idx), |bytes, id| {
+            let mut again = Vec::new();
+            package_bytes(&id, &mut again);
+            assert_eq!(bytes, &again[..]);
+            stored.push(id.version.to_string());
+            Ok(())
+        });
+        assert!(ok.unwrap());
+        assert_eq!(stored.len(), files.len() - files.len() / 5);
     }
 }

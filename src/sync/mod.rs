@@ -545,8 +545,11 @@ async fn run(
     let diff = changes::start(ctx, &staged);
     let tree = ctx.tree.clone();
     let ahead = tokio::task::spawn_blocking(move || {
+        let phase = Instant::now();
         flusher.finish();
-        swap::barrier(&tree)
+        let flushed = swap::barrier(&tree);
+        tracing::debug!("flush ahead: syncfs in {:?}", phase.elapsed());
+        flushed
     });
     let changelog = changes::finish(ctx, diff).await;
     // A failure here fails the barrier proper again, which reports it.

@@ -32,7 +32,12 @@ use crate::fetch::{Expected, FetchError, hash_file};
 pub(crate) type PathKey = [u64; 2];
 
 pub(crate) fn path_key(path: &str) -> PathKey {
-    let h = xxhash_rust::xxh3::xxh3_128(path.as_bytes());
+    bytes_key(path.as_bytes())
+}
+
+/// [`path_key`] of any bytes (the changelog keys packages with it).
+pub(crate) fn bytes_key(bytes: &[u8]) -> PathKey {
+    let h = xxhash_rust::xxh3::xxh3_128(bytes);
     [h as u64, (h >> 64) as u64]
 }
 

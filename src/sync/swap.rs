@@ -42,13 +42,17 @@ impl Flusher {
     pub(crate) fn start(tree: &Path) -> Flusher {
         let (stop, stopped) = mpsc::channel::<()>();
         let tree: PathBuf = tree.to_path_buf();
-        // A pause first: a write phase shorter than it (a small update) is left to the
-        // flush-ahead after it, instead of flushing while its files are still being written.
+        // The first flush at once: what was written before the write phase (a resync's tens
+        // of megabytes of staged indices) reaches the disk beside it, not after it.
         // Any message or a hung-up sender ends the loop; only the pace running out goes on.
         let flush = move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(FLUSH_PACE) {
+            loop {
                 if let Err(e) = barrier(&tree) {
                     tracing::debug!("flush ahead of the barrier: {e}");
+                }
+                let paced = stopped.recv_timeout(FLUSH_PACE);
+                if !matches!(paced, Err(mpsc::RecvTimeoutError::Timeout)) {
+                    break;
                 }
             }
         };
