@@ -212,7 +212,9 @@ pub(crate) async fn sync_pool(
             new,
             unchanged,
         };
+        let phase = std::time::Instant::now();
         let result = plan_pool(Manifests::of_run(&tree), &sources, tx, &planned.queued);
+        tracing::debug!("pool: planned in {:?}", phase.elapsed());
         planned
             .planned
             .store(true, std::sync::atomic::Ordering::Relaxed);
