@@ -190,8 +190,9 @@ fn for_each_package(
         return Ok(());
     }
     let mut bytes = Vec::new();
+    // Packages a manifest would leave out are left out here too: both sources key alike.
     for_each_entry(src, |_, id| {
-        if let Some(id) = id {
+        if let Some(id) = id.filter(manifest::storable) {
             manifest::package_bytes(&id, &mut bytes);
             f(bytes_key(&bytes), id);
         }

@@ -85,6 +85,14 @@ pub(crate) fn read_packages<E>(
     })
 }
 
+/// Whether a manifest can store this package: fields holding NUL (the separator) or a total
+/// too long for its `u16` length are left out, as if the stanza named no package.
+pub(crate) fn storable(id: &PackageId<'_>) -> bool {
+    let fields = [id.name, id.arch, id.version];
+    !fields.iter().any(|s| s.contains('\0'))
+        && fields.iter().map(|s| s.len()).sum::<usize>() + 3 < usize::from(u16::MAX)
+}
+
 /// A package as a manifest stores it, into `out`.
 pub(crate) fn package_bytes(id: &PackageId<'_>, out: &mut Vec<u8>) {
     out.clear();
@@ -289,28 +297,12 @@ impl Writer {
         self.out.write_all(p)?;
         self.out.write_all(&f.size.to_le_bytes())?;
         self.out.write_all(&f.sha256.0)?;
-        // A package whose fields hold NUL, or that is too long to store, is left out.
-        let parts = id
-            .filter(|id| {
-                ![id.name, id.arch, id.version]
-                    .iter()
-                    .any(|s| s.contains('\0'))
-            })
-            .map(|id| {
-                let (name, arch, version) = (id.name, id.arch, id.version);
-                [
-                    name.as_bytes(),
-                    b"\0",
-                    arch.as_bytes(),
-                    b"\0",
-                    version.as_bytes(),
-                ]
-            });
-        let len = parts.map_or(0, |p| p.iter().map(|s| s.len()).sum::<usize>());
-        match parts.filter(|_| len + 1 < usize::from(u16::MAX)) {
-            Some(parts) => {
+        match id.filter(storable) {
+            Some(id) => {
+                let [name, arch, version] = [id.name, id.arch, id.version].map(str::as_bytes);
+                let len = name.len() + arch.len() + version.len() + 2;
                 self.out.write_all(&(len as u16).to_le_bytes())?;
-                for part in parts {
+                for part in [name, b"\0", arch, b"\0", version] {
                     self.out.write_all(part)?;
                 }
             }
@@ -434,7 +426,8 @@ mod tests {
             w.push(f, (i % 5 != 0).then_some(id)).unwrap();
         }
         w.finish().unwrap();
-        assert!(std::fs::metadata(path(tree.path(), &idx)).unwrap().len() > 3 * 256 * 1024);
+        let big = std::fs::read(path(tree.path(), &idx)).unwrap();
+        assert!(big.len() > 2 * 256 * 1024, "several buffers' worth");
         let mut back = Vec::new();
         let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |f, id| {
             back.push((f, id.map(|id| id.version.to_string())));
@@ -459,5 +452,16 @@ mod tests {
         });
         assert!(ok.unwrap());
         assert_eq!(stored.len(), files.len() - files.len() / 5);
+
+        // Cut around each refill and inside the trailer: refused, never a panic.
+        let mut cuts = vec![big.len() - 1, big.len() - 5, big.len() - 13];
+        for k in 1..=big.len() / (256 * 1024) {
+            cuts.extend((k * 256 * 1024 - 3)..(k * 256 * 1024 + 3));
+        }
+        for cut in cuts {
+            std::fs::write(path(tree.path(), &idx), &big[..cut]).unwrap();
+            let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |_, _| Ok(()));
+            assert!(!ok.unwrap(), "cut {cut}");
+        }
     }
 }

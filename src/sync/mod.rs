@@ -548,7 +548,10 @@ async fn run(
         let phase = Instant::now();
         flusher.finish();
         let flushed = swap::barrier(&tree);
-        tracing::debug!("flush ahead: syncfs in {:?}", phase.elapsed());
+        tracing::debug!(
+            "flush ahead (flusher stopped, syncfs): {:?}",
+            phase.elapsed()
+        );
         flushed
     });
     let changelog = changes::finish(ctx, diff).await;

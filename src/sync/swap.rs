@@ -28,9 +28,10 @@ pub(crate) fn barrier(tree: &Path) -> Result<(), SyncError> {
 /// beside the writes, short enough that the barrier finds a fraction of a second of them.
 const FLUSH_PACE: Duration = Duration::from_millis(250);
 
-/// Flushes the filesystem again and again beside a long write phase (the pool stage), so the
+/// Flushes the filesystem when the pool stage starts and again and again beside it, so the
 /// barrier after it finds little left to write: an initial sync's 60,000 files otherwise
-/// wait for one `syncfs` of a second at the end, with the network idle. Advisory: the
+/// wait for one `syncfs` of a second at the end, with the network idle, and a resync's
+/// staged indices for one of tens of milliseconds. Advisory: the
 /// barrier still decides durability, so a failed flush is only logged.
 pub(crate) struct Flusher {
     stop: mpsc::Sender<()>,
