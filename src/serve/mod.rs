@@ -282,8 +282,8 @@ async fn dispatch(
 /// them as for paths). An unknown path under `/-/` falls through to a path.
 fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+        .route(HEALTHZ, get(ops::healthz))
+        .route(METRICS, get(ops::metrics))
         .route("/-/preheat/{cache}", axum::routing::post(cache::preheat))
         .route(OPS_SYNC, axum::routing::post(push::sync))
         .fallback(serve_path_handler)
@@ -292,8 +292,12 @@ fn router(app: Arc<App>) -> Router {
 
 /// Whether a path is the router's (step 4) rather than a tree's.
 fn routed(path: &str) -> bool {
-    path == "/healthz" || path == "/metrics" || path.starts_with(OPS_PREFIX)
+    path == HEALTHZ || path == METRICS || path.starts_with(OPS_PREFIX)
 }
+
+/// The router's read-only endpoints (`ops.rs`).
+const HEALTHZ: &str = "/healthz";
+const METRICS: &str = "/metrics";
 
 /// The namespace of operations that may change something: `-` is no mirror name.
 const OPS_PREFIX: &str = "/-/";

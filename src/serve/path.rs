@@ -165,7 +165,6 @@ pub fn push_encoded(out: &mut String, seg: &str) {
     }
 }
 
-/// Strict percent-decoding: `%` must be followed by two hex digits.
 /// The relative filesystem path of sanitised segments (`.` for none), allocated once.
 pub(crate) fn rel_path(segments: &[String]) -> PathBuf {
     if segments.is_empty() {
@@ -179,6 +178,7 @@ pub(crate) fn rel_path(segments: &[String]) -> PathBuf {
     path
 }
 
+/// Strict percent-decoding: `%` must be followed by two hex digits.
 fn decode(s: &str) -> Result<Vec<u8>, PathError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -96,9 +96,15 @@ pub(crate) fn storable(id: &PackageId<'_>) -> bool {
 /// A package as a manifest stores it, into `out`.
 pub(crate) fn package_bytes(id: &PackageId<'_>, out: &mut Vec<u8>) {
     out.clear();
-    for part in [id.name, "\0", id.arch, "\0", id.version] {
-        out.extend_from_slice(part.as_bytes());
+    for part in package_parts(id) {
+        out.extend_from_slice(part);
     }
+}
+
+/// The stored form of a package, in the pieces [`Writer::push`] writes one after the other.
+fn package_parts<'a>(id: &PackageId<'a>) -> [&'a [u8]; 5] {
+    let [name, arch, version] = [id.name, id.arch, id.version].map(str::as_bytes);
+    [name, b"\0", arch, b"\0", version]
 }
 
 /// An entry as read back for passes that only key its path: the path is UTF-8 but not proven
@@ -299,10 +305,11 @@ impl Writer {
         self.out.write_all(&f.sha256.0)?;
         match id.filter(storable) {
             Some(id) => {
-                let [name, arch, version] = [id.name, id.arch, id.version].map(str::as_bytes);
-                let len = name.len() + arch.len() + version.len() + 2;
-                self.out.write_all(&(len as u16).to_le_bytes())?;
-                for part in [name, b"\0", arch, b"\0", version] {
+                let parts = package_parts(&id);
+                // `storable` keeps the total below the trailer marker.
+                let len = parts.iter().map(|p| p.len()).sum::<usize>() as u16;
+                self.out.write_all(&len.to_le_bytes())?;
+                for part in parts {
                     self.out.write_all(part)?;
                 }
             }

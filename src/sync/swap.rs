@@ -31,8 +31,8 @@ const FLUSH_PACE: Duration = Duration::from_millis(250);
 /// Flushes the filesystem when the pool stage starts and again and again beside it, so the
 /// barrier after it finds little left to write: an initial sync's 60,000 files otherwise
 /// wait for one `syncfs` of a second at the end, with the network idle, and a resync's
-/// staged indices for one of tens of milliseconds. Advisory: the
-/// barrier still decides durability, so a failed flush is only logged.
+/// staged indices for one of tens of milliseconds. Advisory: the barrier still decides
+/// durability, so a failed flush is only logged.
 pub(crate) struct Flusher {
     stop: mpsc::Sender<()>,
     /// `None` when no thread could be started: then the barrier does all the work.
