@@ -368,16 +368,24 @@ pub(crate) fn plan_pool(
     let mut referenced = vec![false; old_table.len()];
 
     let mut outcome = PoolOutcome::default();
-    let mut listed = Listed::with_capacity(old_table.len());
+    // Paths the live generation does not list. Those it does are only marked in `referenced`,
+    // their tags updated in place: a resync remembers what is new, not every path twice.
+    let mut listed = Listed::default();
     let mut batch = Vec::with_capacity(BATCH_FILES);
     let mut batch_bytes = 0;
     for src in new {
         for_each_listed(manifests, src, |f, _| {
             let key = path_key(f.path.as_str());
             let tag = content_tag(&f.sha256, f.size);
+            let old = find_key(&old_table, &key, |e| &e.0).ok();
             // Listed twice (another index of this run, or an unchanged suite): the same
             // bytes, or two suites whose clients cannot both be right.
-            match listed.insert(key, tag) {
+            let before = match old {
+                Some(i) if referenced[i] => Some(old_table[i].1),
+                Some(_) => None,
+                None => listed.insert(key, tag),
+            };
+            match before {
                 Some(before) if before == tag => return Ok(()),
                 Some(_) => return Err(conflict(manifests, &f, new, unchanged)),
                 None => {}
@@ -405,9 +413,11 @@ pub(crate) fn plan_pool(
             }
             outcome.listed_files += 1;
             outcome.listed_bytes += f.size;
-            if let Ok(i) = find_key(&old_table, &key, |e| &e.0) {
+            if let Some(i) = old {
                 referenced[i] = true;
-                if old_table[i].1 == content_tag(&f.sha256, f.size) {
+                let same = old_table[i].1 == tag;
+                old_table[i].1 = tag;
+                if same {
                     return Ok(());
                 }
             }
@@ -429,7 +439,6 @@ pub(crate) fn plan_pool(
             .map_err(|_| SyncError::WorkersStopped)?;
     }
     drop(tx);
-    outcome.new_keys = listed.into_sorted();
     // Paths are not kept in memory: the old manifests (just read or written) name them again.
     if referenced.iter().any(|r| !r) {
         let mut seen = HashSet::new();
@@ -451,25 +460,26 @@ pub(crate) fn plan_pool(
             })?;
         }
     }
+    // Every path the new indices list: the live generation's that are still listed (with
+    // their new tags), then the new ones.
+    let mut still = referenced.iter();
+    old_table.retain(|_| still.next().copied().unwrap_or(false));
+    old_table.extend(listed.into_entries());
+    old_table.sort_unstable_by_key(|e| e.0);
+    outcome.new_keys = old_table;
     Ok(outcome)
 }
 
-/// The paths listed so far this run with their content tags, in listing order, and a hash
+/// Paths listed so far this run with their content tags, in listing order, and a hash
 /// index over them: about 30 bytes a path at 60,000 paths, where a `HashMap` of the same
 /// entries needs twice that at its load factor (and three times while it grows).
+#[derive(Default)]
 struct Listed {
     entries: Vec<(PathKey, u64)>,
     index: hashbrown::HashTable<u32>,
 }
 
 impl Listed {
-    fn with_capacity(n: usize) -> Listed {
-        Listed {
-            entries: Vec::with_capacity(n),
-            index: hashbrown::HashTable::with_capacity(n),
-        }
-    }
-
     /// Adds a path; returns the tag it was listed with before, if it was.
     fn insert(&mut self, key: PathKey, tag: u64) -> Option<u64> {
         let entries = &self.entries;
@@ -488,11 +498,8 @@ impl Listed {
         }
     }
 
-    fn into_sorted(self) -> Vec<(PathKey, u64)> {
-        let mut entries = self.entries;
-        drop(self.index);
-        entries.sort_unstable_by_key(|e| e.0);
-        entries
+    fn into_entries(self) -> Vec<(PathKey, u64)> {
+        self.entries
     }
 }
 
@@ -534,11 +541,12 @@ struct WorkerCtx {
 
 /// Pool directories known to exist, by path key: one `mkdir` per directory instead of one
 /// `mkdir` + `stat` per file, and the knowledge that a directory this run created holds only
-/// what this run wrote. 16 bytes a directory (36,000 in bookworm main): the key's lowest bit
-/// carries "created by this run".
+/// what this run wrote. 8 bytes a directory (36,000 in bookworm main): 63 bits of its
+/// [`PathKey`] (two of that many directories share them once in 10^10 mirrors) and, in the
+/// lowest bit, "created by this run".
 #[derive(Default)]
 struct DirCache {
-    known: Mutex<hashbrown::HashTable<PathKey>>,
+    known: Mutex<hashbrown::HashTable<u64>>,
 }
 
 impl DirCache {
@@ -550,15 +558,16 @@ impl DirCache {
         if let Ok(mut known) = self.known.lock()
             && Self::find(&known, key).is_none()
         {
-            known.insert_unique(key[0], [key[0], (key[1] & !1) | created as u64], |e| e[0]);
+            let entry = (key[0] & !1) | created as u64;
+            known.insert_unique(key[0] | 1, entry, |e| e | 1);
         }
     }
 
     /// Whether the directory is known, and if so whether this run created it.
-    fn find(known: &hashbrown::HashTable<PathKey>, key: PathKey) -> Option<bool> {
+    fn find(known: &hashbrown::HashTable<u64>, key: PathKey) -> Option<bool> {
         known
-            .find(key[0], |e| e[0] == key[0] && e[1] | 1 == key[1] | 1)
-            .map(|e| e[1] & 1 == 1)
+            .find(key[0] | 1, |e| e | 1 == key[0] | 1)
+            .map(|e| e & 1 == 1)
     }
 
     /// Makes sure `tree/rel` exists; returns whether this run created it.

@@ -142,6 +142,48 @@ fn one_pool_path_listed_with_different_bytes_is_an_error() {
     assert!(shown.contains("listed with different contents"), "{shown}");
 }
 
+/// The same when both suites change in one run: the live generation lists the path, one new
+/// index lists it with new bytes and the other with the old. A resync remembers a path it
+/// already knew only as a mark on the live generation's table, and must still see this.
+#[test]
+fn one_known_pool_path_listed_with_different_bytes_by_two_changed_suites_is_an_error() {
+    let mut f = Fixture::new(
+        |a| {
+            let s = a.suite("testing");
+            s.add_package(
+                "hello",
+                "1.0-1",
+                "amd64",
+                "main",
+                &noise("hello_1.0-1", DEB_LEN),
+            );
+        },
+        "[[mirror]]\nsuites = [\"stable\", \"testing\"]\n",
+    );
+    f.sync_ok();
+    let before = f.served();
+    f.change(|a| {
+        a.suite("testing").package_mut("hello").content = noise("other bytes", DEB_LEN);
+        add(a, "newpkg", "1", "amd64");
+    });
+    f.assert_refused(
+        &before,
+        &[
+            HELLO,
+            "different contents",
+            "dists/stable/",
+            "dists/testing/",
+        ],
+    );
+    // Both suites agreeing on the new bytes is a plain update.
+    f.change(|a| a.suite("stable").package_mut("hello").content = noise("other bytes", DEB_LEN));
+    f.sync_ok();
+    assert_eq!(
+        std::fs::read(f.tree().join(HELLO)).unwrap(),
+        noise("other bytes", DEB_LEN)
+    );
+}
+
 /// An upstream that keeps every connection alive with a few bytes now and then, far below
 /// any useful rate: the idle timeout never fires, the minimum rate does.
 #[test]
