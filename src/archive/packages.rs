@@ -62,6 +62,7 @@ static SIZE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\nSize:"
 static SHA256: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\nSHA256:"));
 
 /// The trimmed single-line value of a field found by exact spelling, or `None`.
+#[inline]
 fn fast_field<'a>(raw: &'a [u8], finder: &Finder<'_>, name: &[u8]) -> Option<&'a [u8]> {
     let start = if raw.starts_with(name) {
         name.len()

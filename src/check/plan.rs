@@ -308,7 +308,7 @@ async fn plan_pool_and_cleanup(
     let tree = ctx.tree.clone();
     let planner = tokio::task::spawn_blocking(move || {
         let queued = std::sync::atomic::AtomicU64::new(0);
-        plan_pool(Manifests::read_only(&tree), &sources, tx, &queued).map(|o| (o, sources))
+        plan_pool(Manifests::read_only(&tree), &sources, |_| {}, tx, &queued).map(|o| (o, sources))
     });
     while let Some(batch) = rx.recv().await {
         for f in batch {

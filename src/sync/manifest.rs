@@ -19,6 +19,9 @@ use crate::archive::{ArchivePath, FileRef, PackageId, Sha256};
 
 const MAGIC: &[u8; 8] = b"DSMANIF2";
 const END: &[u8; 4] = b"END.";
+/// Read and write buffer: a few hundred system calls for a 60,000-entry manifest, and no
+/// more resident memory than that while the planner holds a reader and a writer open.
+const BUF_BYTES: usize = 64 * 1024;
 
 /// Where a pass reads manifests, and whether a parse leaves one behind for the next run.
 #[derive(Clone, Copy)]
@@ -206,7 +209,7 @@ impl Pieces {
     fn new(file: File) -> Pieces {
         Pieces {
             file,
-            buf: vec![0; 256 * 1024],
+            buf: vec![0; BUF_BYTES],
             start: 0,
             end: 0,
         }
@@ -285,7 +288,7 @@ impl Writer {
         std::fs::create_dir_all(dir(tree))?;
         let dest = path(tree, index);
         let tmp = crate::fetch::temp_path(&dest);
-        let mut out = BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+        let mut out = BufWriter::with_capacity(BUF_BYTES, File::create(&tmp)?);
         out.write_all(MAGIC)?;
         Ok(Writer {
             out,
@@ -434,7 +437,7 @@ mod tests {
         }
         w.finish().unwrap();
         let big = std::fs::read(path(tree.path(), &idx)).unwrap();
-        assert!(big.len() > 2 * 256 * 1024, "several buffers' worth");
+        assert!(big.len() > 2 * BUF_BYTES, "several buffers' worth");
         let mut back = Vec::new();
         let ok: Result<bool, ()> = read(&path(tree.path(), &idx), |f, id| {
             back.push((f, id.map(|id| id.version.to_string())));
@@ -462,8 +465,8 @@ mod tests {
 
         // Cut around each refill and inside the trailer: refused, never a panic.
         let mut cuts = vec![big.len() - 1, big.len() - 5, big.len() - 13];
-        for k in 1..=big.len() / (256 * 1024) {
-            cuts.extend((k * 256 * 1024 - 3)..(k * 256 * 1024 + 3));
+        for k in 1..=big.len() / BUF_BYTES {
+            cuts.extend((k * BUF_BYTES - 3)..(k * BUF_BYTES + 3));
         }
         for cut in cuts {
             std::fs::write(path(tree.path(), &idx), &big[..cut]).unwrap();

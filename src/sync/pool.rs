@@ -31,11 +31,13 @@ use crate::fetch::{Expected, FetchError, hash_file};
 /// signed indices: no one to forge collisions against a keyless hash).
 pub(crate) type PathKey = [u64; 2];
 
+#[inline]
 pub(crate) fn path_key(path: &str) -> PathKey {
     bytes_key(path.as_bytes())
 }
 
 /// [`path_key`] of any bytes (the changelog keys packages with it).
+#[inline]
 pub(crate) fn bytes_key(bytes: &[u8]) -> PathKey {
     let h = xxhash_rust::xxh3::xxh3_128(bytes);
     [h as u64, (h >> 64) as u64]
@@ -46,6 +48,7 @@ pub(crate) fn bytes_key(bytes: &[u8]) -> PathKey {
 /// into the table: the search starts there and widens until it brackets the key, touching a
 /// few neighbouring cache lines where a plain binary search over 60,000 entries misses the
 /// cache at nearly every step.
+#[inline]
 pub(crate) fn find_key<T>(
     table: &[T],
     key: &PathKey,
@@ -77,6 +80,7 @@ pub(crate) fn find_key<T>(
 }
 
 /// Content tag: enough of the SHA256 and size to tell "same file" from "replaced file".
+#[inline]
 fn content_tag(sha256: &crate::archive::Sha256, size: u64) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&sha256.0[..8]);
@@ -206,6 +210,8 @@ pub(crate) async fn sync_pool(
     let _progress =
         super::progress::Reporter::start(&ctx.mirror.name, counts.clone(), ctx.fetcher.clone());
     let planned = counts.clone();
+    let dirs = Arc::new(DirCache::default());
+    let planner_dirs = dirs.clone();
     let planner = tokio::task::spawn_blocking(move || {
         let sources = PoolSources {
             old,
@@ -213,7 +219,21 @@ pub(crate) async fn sync_pool(
             unchanged,
         };
         let phase = std::time::Instant::now();
-        let result = plan_pool(Manifests::of_run(&tree), &sources, tx, &planned.queued);
+        // The planner makes each queued file's directory: one thread creating directories
+        // ahead of the writers, instead of writers queueing on the lock of a shared parent
+        // (`pool/main/libx/`) for every `mkdir`. A failure is left for the worker to report.
+        let make_dir = |f: &FileRef| {
+            if let Some(parent) = Some(f.path.parent()).filter(|p| !p.is_empty()) {
+                let _ = planner_dirs.ensure(&tree, parent);
+            }
+        };
+        let result = plan_pool(
+            Manifests::of_run(&tree),
+            &sources,
+            make_dir,
+            tx,
+            &planned.queued,
+        );
         tracing::debug!("pool: planned in {:?}", phase.elapsed());
         planned
             .planned
@@ -227,7 +247,7 @@ pub(crate) async fn sync_pool(
         tree: ctx.tree.clone(),
         base: ctx.mirror.upstream.clone(),
         fetcher: ctx.fetcher.clone(),
-        dirs: DirCache::default(),
+        dirs,
         deferred: Mutex::default(),
     });
     // Plain http pipelines over a few connections; anything else gets a request per worker.
@@ -334,10 +354,11 @@ pub(crate) const QUEUED_BATCHES: usize = 16;
 
 /// The blocking half: read the old indices into a compact map, then stream the new ones and
 /// queue every file the live generation does not already vouch for, in batches (`debsync
-/// check` reads the queue instead of workers).
+/// check` reads the queue instead of workers), each file passed to `prepare` first.
 pub(crate) fn plan_pool(
     manifests: Manifests<'_>,
     sources: &PoolSources,
+    mut prepare: impl FnMut(&FileRef),
     tx: mpsc::Sender<Vec<FileRef>>,
     queued: &std::sync::atomic::AtomicU64,
 ) -> Result<PoolOutcome, SyncError> {
@@ -421,6 +442,7 @@ pub(crate) fn plan_pool(
                     return Ok(());
                 }
             }
+            prepare(&f);
             queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             batch_bytes += f.size;
             batch.push(f);
@@ -535,7 +557,7 @@ struct WorkerCtx {
     tree: std::path::PathBuf,
     base: reqwest::Url,
     fetcher: crate::fetch::Fetcher,
-    dirs: DirCache,
+    dirs: Arc<DirCache>,
     deferred: Mutex<Vec<(std::path::PathBuf, std::path::PathBuf)>>,
 }
 
